@@ -1,0 +1,44 @@
+"""Shared fixtures: the embedded model's tokenizer (loaded once) and a JSONL writer."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smol_tok() -> Any:
+    """The embedded SmolLM2-135M tokenizer, fixed and checked by `load_tokenizer`.
+
+    Session-scoped: tests that change it must work on a `copy.deepcopy`."""
+    from forge_nb.models import load_tokenizer
+
+    return load_tokenizer("smollm2-135m")
+
+
+Line = str | bytes | dict
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    """`write_jsonl(lines, name="data.jsonl") -> Path`: one line per item.
+
+    A `dict` is written with `json.dumps`, a `str` as UTF-8 text, `bytes` verbatim (so a test
+    can write invalid UTF-8). Each item is followed by `b"\\n"`."""
+
+    def write(lines: Iterable[Line], name: str = "data.jsonl") -> Path:
+        out = bytearray()
+        for item in lines:
+            if isinstance(item, dict): out += json.dumps(item, ensure_ascii=False).encode("utf-8")
+            elif isinstance(item, str): out += item.encode("utf-8")
+            elif isinstance(item, bytes): out += item
+            else: raise TypeError(f"write_jsonl: unsupported line type {type(item).__name__}")
+            out += b"\n"
+        path = tmp_path / name
+        path.write_bytes(bytes(out))
+        return path
+
+    return write

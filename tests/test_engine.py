@@ -1,0 +1,160 @@
+"""Engine unit tests: backend choice, Unsloth's exact arguments (with a fake `unsloth` module),
+PEFT's LoRA config, TRL's SFTConfig and the run record helpers. No training here."""
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from forge_nb import engine as E
+from forge_nb.config import TrainingConfig
+
+
+class FakeFastLanguageModel:
+    "Records the calls the engine makes; returns sentinels (and a real tokenizer) like Unsloth does."
+    calls: list = []
+
+    @classmethod
+    def from_pretrained(cls, **kw):
+        cls.calls.append(("from_pretrained", kw))
+        from forge_nb.models import load_tokenizer
+        tok = load_tokenizer("smollm2-135m")
+        tok.eos_token = "<|im_start|>"  # as Unsloth may hand it over: fix_tokenizer must set it right
+        return "BASE_MODEL", tok
+
+    @classmethod
+    def get_peft_model(cls, model, **kw):
+        cls.calls.append(("get_peft_model", {"model": model, **kw}))
+        return "PEFT_MODEL"
+
+
+@pytest.fixture
+def fake_unsloth(monkeypatch):
+    FakeFastLanguageModel.calls = []
+    mod = types.ModuleType("unsloth")
+    mod.FastLanguageModel = FakeFastLanguageModel
+    monkeypatch.setitem(sys.modules, "unsloth", mod)
+    monkeypatch.setattr(E, "cuda_available", lambda: True)
+    monkeypatch.setattr(E, "unsloth_installed", lambda: True)
+    return FakeFastLanguageModel
+
+
+def test_unsloth_backend_passes_the_plans_arguments(fake_unsloth, tmp_path):
+    cfg = TrainingConfig(model_family="smollm2-135m", profile="balanced", output_dir=tmp_path, seed=123, max_seq_length=1024)
+    eng = E.TrainingEngine(cfg)
+    model, tok = eng.load_model()
+    assert (eng.backend, eng.backend_reason) == ("unsloth", "CUDA and Unsloth are available")
+    (n1, load), (n2, peft) = fake_unsloth.calls
+    assert n1 == "from_pretrained" and n2 == "get_peft_model"
+    assert load["load_in_4bit"] is True and load["dtype"] is None and load["max_seq_length"] == 1024
+    assert Path(load["model_name"]).is_dir()  # the embedded model's converted folder
+    assert peft == {"model": "BASE_MODEL", "r": 16, "lora_alpha": 16, "lora_dropout": 0.0,
+                    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                    "bias": "none", "use_gradient_checkpointing": "unsloth", "random_state": 123}
+    assert model == "PEFT_MODEL"
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token not in (None, tok.eos_token)
+
+
+def test_unsloth_gets_hub_ids_for_gpu_families(fake_unsloth, tmp_path):
+    E.TrainingEngine(TrainingConfig(model_family="qwen-2.5", profile="max_quality", output_dir=tmp_path)).load_model()
+    (_, load), (_, peft) = fake_unsloth.calls
+    assert load["model_name"] == "unsloth/Qwen2.5-14B-Instruct-bnb-4bit"
+    assert (peft["r"], peft["lora_alpha"], peft["random_state"]) == (128, 256, 3407)
+
+
+def test_load_in_4bit_switch_reaches_unsloth(fake_unsloth, tmp_path):
+    E.TrainingEngine(TrainingConfig(load_in_4bit=False, output_dir=tmp_path)).load_model()
+    assert fake_unsloth.calls[0][1]["load_in_4bit"] is False
+
+
+def test_backend_selection(monkeypatch):
+    assert E.select_backend("auto", cuda=False, unsloth=False) == ("peft", "Unsloth needs a CUDA GPU and the unsloth package (pip install 'forge_nb[unsloth]'): using transformers + PEFT")
+    assert E.select_backend("auto", cuda=True, unsloth=False)[0] == "peft"
+    assert E.select_backend("unsloth", cuda=True, unsloth=True) == ("unsloth", "requested")
+    with pytest.raises(RuntimeError, match="unsloth package"):
+        E.select_backend("unsloth", cuda=True, unsloth=False)
+    with pytest.raises(ValueError, match="backend='tpu'"):
+        E.select_backend("tpu")
+
+
+def test_unsloth_is_not_imported_on_cpu(tmp_path):
+    "The GPU-only code paths stay unimported on a CPU: importing forge_nb and choosing a backend never imports unsloth."
+    import subprocess
+    code = ("import sys, forge_nb; from forge_nb import engine; "
+            "print(engine.select_backend('auto')[0], 'unsloth' in sys.modules, 'bitsandbytes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["peft", "False", "False"]
+
+
+def test_lora_config_matches_profile():
+    from forge_nb.config import get_profile
+    lc = E.lora_config(get_profile("max_quality"))
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias) == (128, 256, 0.0, "none")
+    assert set(lc.target_modules) == set(E.TARGET_MODULES) and lc.task_type == "CAUSAL_LM"
+
+
+def test_sft_config_on_cpu(tmp_path):
+    cfg = TrainingConfig(profile="balanced", output_dir=tmp_path, max_seq_length=512)
+    a = E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False)
+    assert a.output_dir == str(tmp_path / "checkpoints")
+    assert (a.max_length, a.packing, a.optim, a.bf16, a.fp16, a.use_cpu) == (512, False, "adamw_torch", False, False, True)
+    assert (a.num_train_epochs, a.max_steps, a.save_total_limit, a.per_device_train_batch_size, a.gradient_accumulation_steps) == (1, -1, 3, 2, 4)
+    assert (a.learning_rate, a.warmup_steps, a.seed, a.report_to) == (2e-4, 5, 3407, [])
+    assert a.gradient_checkpointing is False
+
+
+def test_sft_config_on_cuda_uses_8bit_adamw_and_mixed_precision(monkeypatch, tmp_path):
+    import torch
+    import trl
+    seen = {}
+    monkeypatch.setattr(trl, "SFTConfig", lambda **kw: seen.update(kw) or kw)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cfg = TrainingConfig(output_dir=tmp_path, max_steps=9, extra={"logging_steps": 5})
+    E.build_sft_config(cfg, cfg.training_profile, "unsloth", cuda=True)
+    assert (seen["optim"], seen["bf16"], seen["fp16"], seen["use_cpu"], seen["max_steps"]) == ("adamw_8bit", True, False, False, 9)
+    assert seen["gradient_checkpointing"] is False  # Unsloth sets its own ("unsloth")
+    assert seen["logging_steps"] == 5  # config.extra wins
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=True)
+    assert (seen["bf16"], seen["fp16"], seen["gradient_checkpointing"]) == (False, True, True)
+
+
+def test_trl_115_refused_on_cpu(monkeypatch):
+    monkeypatch.setattr(E, "version", lambda name: "1.15.0")
+    with pytest.raises(RuntimeError, match="cannot train on a CPU"):
+        E._check_trl_can_train(cuda=False)
+    E._check_trl_can_train(cuda=True)
+
+
+def test_run_record_helpers(tmp_path):
+    p = tmp_path / "a.bin"
+    p.write_bytes(b"abc")
+    assert E.file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    E.write_json_atomic(tmp_path / "sub" / "r.json", {"x": [1, 2]})
+    assert json.loads((tmp_path / "sub" / "r.json").read_text()) == {"x": [1, 2]}
+    assert E.library_versions(("torch", "no-such-pkg-q"))["no-such-pkg-q"] is None
+    mem = E.peak_memory()
+    assert 0.05 < mem["peak_rss_gib"] < 64  # this process holds at least torch: tens of MiB, well under the machine
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "run.json"
+    E.write_json_atomic(target, {"v": 1})
+    monkeypatch.setattr(E.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        E.write_json_atomic(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_default_data_is_the_shipped_example(tmp_path):
+    from forge_nb.example_data import example_data_path
+    assert E.TrainingEngine(TrainingConfig(output_dir=tmp_path)).data_path == example_data_path()
+
+
+def test_prepare_dataset_without_weights(tmp_path):
+    eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, max_seq_length=2048))
+    ds = eng.prepare_dataset()
+    assert eng.model is None and len(ds) == eng.data_report.rows_kept > 30
+    assert eng.template.native is False  # SmolLM2's own template cannot show tools

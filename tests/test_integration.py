@@ -1,0 +1,92 @@
+"""Real training on the CPU, no mocks: the embedded SmolLM2-135M, the shipped example data,
+TRL's SFTTrainer, PEFT LoRA. Short on purpose (a few steps, few rows), so CI stays quick."""
+import json
+import math
+
+import pytest
+
+from forge_nb.config import TrainingConfig
+from forge_nb.engine import TrainingEngine, load_adapter
+from forge_nb.example_data import example_data_path
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    "Six optimiser steps over the same four shipped conversations (one step = one pass), lr 1e-3."
+    d = tmp_path_factory.mktemp("run")
+    rows = example_data_path().read_text().splitlines()
+    picked = [r for r in rows if '"tool_calls"' in r][:3] + [r for r in rows if '"tool_calls"' not in r][:1]
+    data = d / "four.jsonl"
+    data.write_text("\n".join(picked) + "\n")
+    seen = []
+    cfg = TrainingConfig(data_path=data, output_dir=d / "out", max_steps=6, max_seq_length=1024,
+                         extra={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
+                                "learning_rate": 1e-3, "warmup_steps": 0, "save_steps": 1})
+    engine = TrainingEngine(cfg)
+    adapter = engine.train(progress_callback=lambda *a: seen.append(a))
+    return engine, adapter, seen, d / "out"
+
+
+def test_loss_is_finite_and_falls(trained):
+    engine, _, _, out = trained
+    run = json.loads((out / "run.json").read_text())
+    losses = [h["loss"] for h in run["loss_history"]]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    assert losses[-1] < 0.8 * losses[0], losses  # the same four rows each step: the loss must drop
+
+
+def test_progress_callback_and_run_record(trained):
+    engine, adapter, seen, out = trained
+    steps = [s[0] for s in seen if s[3] is not None]
+    assert steps == [1, 2, 3, 4, 5, 6] and all(s[1] == 6 for s in seen)
+    assert seen[-1][2] == 1.0
+    run = json.loads((out / "run.json").read_text())
+    assert run["steps"] == 6 and run["backend"]["name"] == "peft" and run["device"] == "cpu"
+    assert run["data"]["rows_used"] == 4 and run["data"]["rows_skipped"] == 0
+    assert len(run["data"]["sha256"]) == 64 and run["versions"]["trl"] and run["wall_time_s"] > 0
+    assert run["first_loss"] == run["loss_history"][0]["loss"] and run["final_loss"] == run["loss_history"][-1]["loss"]
+    assert run["template"]["native"] is False and run["profile"]["lora_rank"] == 8
+    assert run["parameters"]["trainable"] > 0 and run["parameters"]["trainable"] < run["parameters"]["total"] / 50
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["rows_kept"] == 4
+
+
+def test_checkpoints_kept(trained):
+    *_, out = trained
+    "A checkpoint every step, at most three kept (save_total_limit=3)."
+    assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint-")) == \
+        ["checkpoint-4", "checkpoint-5", "checkpoint-6"]
+
+
+def test_adapter_reloads_with_peft_and_generates(trained):
+    engine, adapter, _, _ = trained
+    from peft import PeftModel
+    files = {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "chat_template.jinja", "tokenizer.json"} <= files
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == 8
+    model, tok = load_adapter(adapter)
+    assert isinstance(model, PeftModel)
+    assert tok.chat_template == engine.template.template  # the template used in training travels with the adapter
+    row = json.loads(example_data_path().read_text().splitlines()[0])
+    prompt_msgs = row["messages"][: next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")]
+    ids = tok.apply_chat_template(prompt_msgs, tools=row["tools"] or None, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**ids, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
+    new = out[0, ids["input_ids"].shape[1]:]
+    assert len(new) > 0 and tok.decode(new, skip_special_tokens=True).strip()
+    # LoRA really changed the model: B matrices start at zero and are no longer zero
+    b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert b and any(p.abs().sum() > 0 for p in b)
+
+
+def test_resume_from_checkpoint(trained, tmp_path):
+    "A crashed run continues from the newest checkpoint instead of starting over."
+    engine, _, _, out = trained
+    import shutil
+    shutil.copytree(out / "checkpoints", tmp_path / "checkpoints")
+    cfg = TrainingConfig(data_path=engine.config.data_path, output_dir=tmp_path, max_steps=6, max_seq_length=1024, extra=engine.config.extra)
+    again = TrainingEngine(cfg)
+    again.train(resume_from_checkpoint=True)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["resumed_from"].endswith("checkpoint-6") and run["steps"] == 6
