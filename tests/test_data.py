@@ -527,12 +527,14 @@ def test_build_dataset_drops_too_long(smol_tok: Any, mixed_file: Path) -> None:
     assert st["total_tokens_kept"] == sum(len(x) for x in ds["input_ids"])
     assert st["total_supervised"] == sum(sum(m) for m in ds["assistant_masks"])
     assert 0 < st["total_supervised"] < st["total_tokens_kept"]
-    assert st["too_long"] == {"rows": 1, "max_excess": long_len - limit}
+    assert st["too_long"] == {"rows_dropped": 1, "rows_truncated": 0, "tokens_removed": long_len,
+                              "max_excess": long_len - limit}  # one turn only: nothing to truncate to
     assert st["tokens"]["max"] == long_len and st["tokens"]["min"] == min(lengths)
     assert st["tokens"]["min"] <= st["tokens"]["p50"] <= st["tokens"]["p90"] <= st["tokens"]["p99"] <= long_len
     sup = [sum(m) for m in ds["assistant_masks"]]
     assert (st["supervised_tokens"]["min"], st["supervised_tokens"]["max"]) == (min(sup), max(sup))
     assert report.template["native"] is False and report.template["capabilities"] == choice.capabilities
+    assert report.template["kind"] == "hermes" and report.template["arguments_as"] == "object"
     json.dumps(report.to_dict())
 
 
@@ -567,3 +569,34 @@ def test_load_training_data_end_to_end(smol_tok: Any, mixed_file: Path) -> None:
     assert supervised_text(smol_tok, ids, mask) == [CALL_TEXT, ANSWER + "<|im_end|>"]
     with pytest.raises(DataError):
         load_training_data(mixed_file, smol_tok, mode="strict")
+
+
+# ---------------------------------------------------------------- templates of other shapes
+
+def test_probe_accepts_arguments_in_any_json_layout(smol_tok: Any) -> None:
+    pretty = ("{% for m in messages %}{{ m.role }}: {{ m.content }}{% for c in m.tool_calls or [] %}"
+              "CALL {{ c.function.name }} {{ c.function.arguments | tojson(indent=2) }}{% endfor %}<end>\n{% endfor %}")
+    from forge_nb.data import probe_template
+    p = probe_template(smol_tok, pretty)
+    assert p.capabilities["tool_calls"] and (p.arguments_as, p.null_content, p.end_of_turn) == ("object", False, "<end>")
+
+
+def test_template_that_fails_on_a_row_drops_it(smol_tok: Any, write_jsonl: WriteJsonl) -> None:
+    from forge_nb.data import TemplateChoice
+    picky = ("{% for m in messages %}{% if 'boom' in m.content %}{{ raise_exception('cannot render boom') }}{% endif %}"
+             "{{ m.role }}: {{ m.content }}\n{% endfor %}")
+    boom = msgs(U, {"role": "assistant", "content": "boom"})
+    rows, report = read_jsonl(write_jsonl([GOOD, boom]))
+    ds = build_dataset(rows, smol_tok, TemplateChoice(picky, True, "test"), 4096, report)
+    assert len(ds) == 1 and report.dropped_by_kind == {"render_error": 1}
+    assert report.dropped[0]["line"] == 2 and "cannot render boom" in report.dropped[0]["message"]
+    with pytest.raises(DataError) as err:
+        build_dataset(rows, smol_tok, TemplateChoice(picky, True, "test"), 4096, report, mode="strict")
+    assert err.value.kind == "render_error"
+
+
+def test_template_choice_rejects_unknown_argument_form() -> None:
+    from forge_nb.data import TemplateChoice
+    with pytest.raises(ValueError, match="arguments_as"):
+        TemplateChoice("x", True, "test", arguments_as="dict")
+    assert TemplateChoice("x", False, "test").kind == "hermes"

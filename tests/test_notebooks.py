@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import pytest
-from nbdev.test import test_nb
+from nbdev import test as nbdev_test
 
 NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 
@@ -11,7 +11,7 @@ NBS = sorted((Path(__file__).resolve().parent.parent / "nbs").glob("*.ipynb"))
 @pytest.mark.parametrize("nb", NBS, ids=[p.stem for p in NBS])
 def test_notebook(nb, monkeypatch):
     monkeypatch.chdir(nb.parent)
-    ok, _ = test_nb(nb, skip_flags=["slow", "gpu"], force_flags=[], do_print=False)
+    ok, _ = nbdev_test.test_nb(nb, skip_flags=["slow", "gpu"], force_flags=[], do_print=False)
     assert ok, f"{nb.name} failed: run `nbdev_test --path nbs/{nb.name}` to see why"
 
 
