@@ -32,6 +32,9 @@ extras = {
     # bitsandbytes alone, for the `peft` backend's QLoRA on CUDA without Unsloth.
     'gpu': ['bitsandbytes>=0.45.5'],
     'notebook': ['ipywidgets>=8', 'jupyterlab>=4'],
+    # Docs without Quarto (tools/build_docs.py) and their browser test (tests/test_docs_site.py, with
+    # Debian's chromium: `apt-get install -y chromium`; never `playwright install`).
+    'docs': ['nbconvert>=7.16,<8', 'playwright>=1.60', 'ipywidgets>=8'],
 }
 
 setuptools.setup(

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/99_package.ipynb #7045532a
+# %% ../nbs/99_package.ipynb #8fc54fc6
 import importlib
 from typing import Any
 
@@ -18,6 +18,8 @@ _LAZY = {
     "PipelineStage": "forge_nb.state", "PipelineState": "forge_nb.state", "StateManager": "forge_nb.state",
     "DataError": "forge_nb.data", "DataReport": "forge_nb.data", "load_training_data": "forge_nb.data",
     "example_data_path": "forge_nb.example_data",
+    "TrainingProgressWidget": "forge_nb.widgets",
+    "evaluate": "forge_nb.evaluate",
 }
 
 def __getattr__(name: str) -> Any:

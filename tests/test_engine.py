@@ -158,3 +158,81 @@ def test_prepare_dataset_without_weights(tmp_path):
     ds = eng.prepare_dataset()
     assert eng.model is None and len(ds) == eng.data_report.rows_kept > 30
     assert eng.template.native is False  # SmolLM2's own template cannot show tools
+
+
+def test_held_out_split_is_never_trained_on(tmp_path):
+    from forge_nb.data import read_jsonl
+    eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, eval_fraction=0.25, seed=7))
+    ds = eng.prepare_dataset()
+    held, _ = read_jsonl(tmp_path / "eval.jsonl")
+    assert len(held) == 10 and len(ds) == 30 and len(eng.eval_dataset) == 10
+    assert eng.data_report.held_out == [r["source_line"] for r in _rows(tmp_path / "eval.jsonl")]
+    train_ids = {tuple(x) for x in ds["input_ids"]}
+    assert not any(tuple(x) in train_ids for x in eng.eval_dataset["input_ids"])
+    again = E.TrainingEngine(TrainingConfig(output_dir=tmp_path / "b", eval_fraction=0.25, seed=7))
+    again.prepare_dataset()
+    assert again.data_report.held_out == eng.data_report.held_out  # seeded
+    assert "10 held out for evaluation" in eng.data_report.summary()
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class FakeSFTTrainer:
+    "Stands in for trl.SFTTrainer: a real CallbackHandler with the trainer's default callbacks, and a train() that fails."
+    def __init__(self, model, args, train_dataset, eval_dataset, processing_class, callbacks):
+        from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, PrinterCallback, ProgressCallback
+        self.args = args
+        self.callback_handler = CallbackHandler([DefaultFlowCallback, ProgressCallback, PrinterCallback, *callbacks],
+                                                model, processing_class, None, None)
+        FakeSFTTrainer.last = self
+
+    def remove_callback(self, cb):
+        self.callback_handler.remove_callback(cb)
+
+    def train(self, resume_from_checkpoint=None):
+        raise RuntimeError("out of memory")
+
+
+@pytest.fixture
+def engine_with_fake_trainer(monkeypatch, tmp_path):
+    import trl
+    monkeypatch.setattr(trl, "SFTTrainer", FakeSFTTrainer)
+    eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, max_steps=2))
+    eng.prepare_dataset()
+    eng.model = object()
+    return eng
+
+
+def test_widget_is_picked_inside_a_notebook_and_turns_red_on_error(engine_with_fake_trainer, monkeypatch):
+    from forge_nb import widgets as W
+    monkeypatch.setattr(W, "in_notebook", lambda: True)
+    eng = engine_with_fake_trainer
+    with pytest.raises(RuntimeError, match="out of memory"):
+        eng.train()
+    w = eng.progress_widget
+    assert isinstance(w, W.TrainingProgressWidget)
+    names = [type(cb).__name__ for cb in FakeSFTTrainer.last.callback_handler.callbacks]
+    assert "ProgressCallback" not in names and "PrinterCallback" not in names and "TrainingProgressWidget" in names
+    assert w.bar.bar_style == "danger" and "out of memory" in w.label.value
+
+
+def test_widget_opt_out_and_plain_scripts(engine_with_fake_trainer, monkeypatch):
+    from forge_nb import widgets as W
+    eng = engine_with_fake_trainer
+    monkeypatch.setattr(W, "in_notebook", lambda: True)
+    with pytest.raises(RuntimeError):
+        eng.train(widget=False)
+    assert eng.progress_widget is None
+    names = [type(cb).__name__ for cb in FakeSFTTrainer.last.callback_handler.callbacks]
+    assert "ProgressCallback" in names  # nothing replaces the trainer's own bar
+    monkeypatch.setenv("FORGE_NB_WIDGET", "0")
+    with pytest.raises(RuntimeError):
+        eng.train()
+    assert eng.progress_widget is None
+    monkeypatch.delenv("FORGE_NB_WIDGET")
+    monkeypatch.setattr(W, "in_notebook", lambda: False)  # a script: no widget unless asked
+    with pytest.raises(RuntimeError):
+        eng.train()
+    assert eng.progress_widget is None

@@ -90,3 +90,20 @@ def test_resume_from_checkpoint(trained, tmp_path):
     again.train(resume_from_checkpoint=True)
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["resumed_from"].endswith("checkpoint-6") and run["steps"] == 6
+
+
+def test_held_out_rows_give_an_eval_loss(tmp_path):
+    "With eval_fraction, the held-out rows are saved, never trained on, and scored with eval_loss at the end."
+    rows = example_data_path().read_text().splitlines()[:3]
+    data = tmp_path / "three.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    cfg = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=1, max_seq_length=1024, eval_fraction=0.34,
+                         eval_after=True, eval_max_new_tokens=16,
+                         extra={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1})
+    TrainingEngine(cfg).train()
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["eval"]["rows"] == 1 and math.isfinite(run["eval"]["eval_loss"])
+    ev = run["eval"]  # --eval-after: tool calls scored on the held-out turns, base vs adapter, report written
+    assert ev["turns"] >= 1 and set(ev["delta"]) >= {"call_rate", "name_accuracy", "full_call_accuracy"}
+    assert set(ev["base"]) == set(ev["adapter"]) and (tmp_path / "out" / "eval.json").is_file()
+    assert run["data"]["rows_used"] == 2 and (tmp_path / "out" / "eval.jsonl").is_file()

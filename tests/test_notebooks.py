@@ -17,4 +17,4 @@ def test_notebook(nb, monkeypatch):
 
 def test_notebooks_exist():
     names = {p.stem for p in NBS}
-    assert {"00_config", "01_data", "02_callbacks", "03_state", "04_models", "05_engine", "06_cli", "07_example_data", "index"} <= names
+    assert {"00_config", "01_data", "02_callbacks", "03_state", "04_models", "05_engine", "06_cli", "07_example_data", "08_gpu_benchmark", "09_evaluate", "10_widgets", "11_walkthrough", "index"} <= names
