@@ -136,9 +136,7 @@ def site(workdir) -> Path:
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     took = time.time() - t0
     assert r.returncode == 0, f"tools/build_docs.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
-    print(f"\ndocs site built in {took:.1f}s -> {out}")
-    # ~10-15 s on 2 cores; a generous bound, to catch a build that starts executing training cells
-    assert took < 120, f"the docs build took {took:.0f}s"
+    print(f"\ndocs site built in {took:.1f}s -> {out}")  # ~10-15 s on 2 quiet cores (not asserted: no timed tests)
     return out
 
 

@@ -85,7 +85,7 @@ def _docs_filter():
     from nbdev.config import get_config
     from nbdev.processors import FilterDefaults, exec_show_docs
 
-    flags = set(filter(None, get_config().get("tst_flags", "").split("|")))
+    flags = set(re.split(r"[\s|,]+", get_config().get("tst_flags", ""))) - {""}  # nbdev splits on spaces; accept | too
 
     class exec_docs(exec_show_docs):
         "`exec_show_docs` without `#| slow`/`#| gpu` cells and without widgets from an earlier notebook."
