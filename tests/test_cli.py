@@ -94,3 +94,19 @@ def test_train_then_status(tmp_path, capsys):
     assert "stage:    complete" in status and "100%" in status and str(adapter) in status
     assert main(["status", "--state-dir", str(state_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["lora_adapter_path"] == str(adapter)
+
+
+def test_os_errors_are_short_messages(tmp_path, capsys):
+    "An unreadable state file (here a folder) is an error message with exit 2, not a traceback."
+    (tmp_path / "state.json").mkdir()
+    assert main(["status", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "state.json" in err and "Traceback" not in err
+
+
+def test_all_rows_bad_names_lines(tmp_path, capsys):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{oops\n{"messages": []}\n')
+    assert main(["check-data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "all 2 rows are invalid, e.g. line 1: not JSON" in err and "line 2: messages: missing or empty" in err

@@ -236,3 +236,10 @@ def test_widget_opt_out_and_plain_scripts(engine_with_fake_trainer, monkeypatch)
     with pytest.raises(RuntimeError):
         eng.train()
     assert eng.progress_widget is None
+
+
+def test_short_runs_cap_warmup_so_the_learning_rate_is_reached(tmp_path):
+    "fast_dev warms up 5 steps; a shorter trial run warms up for at most a tenth of its steps (never all of them)."
+    for max_steps, warmup in ((60, 5), (15, 1), (3, 0), (1, 0)):
+        cfg = TrainingConfig(output_dir=tmp_path, max_steps=max_steps)
+        assert E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False).warmup_steps == warmup
