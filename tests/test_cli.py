@@ -110,3 +110,22 @@ def test_all_rows_bad_names_lines(tmp_path, capsys):
     assert main(["check-data", str(data)]) == 2
     err = capsys.readouterr().err
     assert "all 2 rows are invalid, e.g. line 1: not JSON" in err and "line 2: messages: missing or empty" in err
+
+
+@pytest.mark.integration
+def test_mixed_file_trains_in_skip_mode_and_stops_in_strict(tmp_path, capsys):
+    "Good and broken rows together: skip mode trains on the good ones and records the rest; strict mode stops."
+    good = example_data_path().read_text().splitlines()[:2]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join([good[0], "{not json", '{"messages": [{"role": "bot", "content": "x"}]}', good[1]]) + "\n")
+    out = tmp_path / "out"
+    code = main(["train", "--data", str(data), "--max-steps", "1", "--max-seq-length", "1024",
+                 "--state-dir", str(tmp_path / "s"), "--output-dir", str(out)])
+    assert code == 0, capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["rows_used"] == 2 and run["data"]["skipped_by_reason"] == {"not_json": 1, "bad_role": 1}
+    report = json.loads((out / "data_report.json").read_text())
+    assert [d["line"] for d in report["dropped"]] == [2, 3]
+    capsys.readouterr()
+    assert main(["train", "--data", str(data), "--strict", "--state-dir", str(tmp_path / "s2")]) == 2
+    assert f"{data}:2: not JSON" in capsys.readouterr().err
