@@ -30,13 +30,7 @@ WriteJsonl = Callable[..., Path]
 
 # ---------------------------------------------------------------- building blocks
 
-SYSTEM = "You are a careful assistant zq-sys."
-USER = "What is the weather in Oslo today?"
-TOOL_RESULT = '{"temp_c": 4, "sky": "overcast-xr7"}'
-ANSWER = "It is 4 °C and overcast in Oslo."
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city (desc-mk2).",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+from samples import ANSWER, SYSTEM, TOOL_RESULT, USER, WEATHER  # noqa: E402  (tests/ is on sys.path)
 TIME = {"type": "function", "function": {
     "name": "get_time", "description": "Local time in a time zone (desc-tt5).",
     "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}

@@ -39,13 +39,7 @@ DEEPSEEK_TOKENS = [BOS_DS, EOS_DS, "<｜User｜>", "<｜Assistant｜>", "<｜too
                    "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<think>", "</think>"]
 QWEN_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
 
-SYSTEM = "You are a careful assistant zq-sys."
-USER = "What is the weather in Oslo today?"
-TOOL_RESULT = '{"temp_c": 4, "sky": "overcast-xr7"}'
-ANSWER = "It is 4 °C and overcast in Oslo."
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "Current weather for a city (desc-mk2).",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+from samples import ANSWER, SYSTEM, TOOL_RESULT, USER, WEATHER  # noqa: E402  (tests/ is on sys.path)
 CALL_JSON = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
 
 
