@@ -7,6 +7,12 @@ __version__ = "0.1.0"
 __all__ = []
 
 # %% ../nbs/99_package.ipynb #8fc54fc6
+__doc__ = """Notebook-first LoRA/QLoRA fine-tuning of LLMs for tool calling (Unsloth, TRL, PEFT).
+
+`TrainingEngine(TrainingConfig(...)).train()` trains an adapter on a JSONL file of tool-calling
+conversations; `forge-nb train|status|check-data|eval` does the same from the shell. The
+documentation is built from the notebooks in `nbs/` (see README.md)."""
+
 import importlib
 from typing import Any
 

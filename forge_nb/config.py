@@ -66,8 +66,8 @@ def _check_profile(p: TrainingProfile) -> None:
         _fail(o, "max_steps", p.max_steps, "set exactly one of max_steps and num_train_epochs")
     if p.max_steps is not None and (not isinstance(p.max_steps, int) or p.max_steps < 1):
         _fail(o, "max_steps", p.max_steps, "must be an integer ≥ 1")
-    if p.num_train_epochs is not None and not p.num_train_epochs > 0:
-        _fail(o, "num_train_epochs", p.num_train_epochs, "must be > 0")
+    if p.num_train_epochs is not None and not 0 < p.num_train_epochs < float("inf"):
+        _fail(o, "num_train_epochs", p.num_train_epochs, "must be a finite number > 0")
 
 # %% ../nbs/00_config.ipynb #52b3323d
 PROFILES: dict[str, TrainingProfile] = {

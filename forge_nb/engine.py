@@ -33,7 +33,7 @@ from forge_nb.data import (  # noqa: E402
 # %% auto #0
 __all__ = ['TARGET_MODULES', 'RECORDED_PACKAGES', 'cuda_available', 'unsloth_installed', 'select_backend', 'library_versions',
            'file_sha256', 'write_json_atomic', 'peak_memory', 'load_with_unsloth', 'lora_config', 'load_with_peft',
-           'build_sft_config', 'make_run_record', 'TrainingEngine', 'load_adapter']
+           'build_sft_config', 'make_run_record', 'model_card', 'TrainingEngine', 'load_adapter']
 
 # %% ../nbs/05_engine.ipynb #f667ed6a
 TARGET_MODULES: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -215,6 +215,39 @@ def make_run_record(self: Any, started: datetime, wall: float, trainer: Any, pro
         "python": platform.python_version(),
     }
 
+# %% ../nbs/05_engine.ipynb #caac2367
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+def model_card(run: dict[str, Any]) -> str:
+    """The Markdown model card (with Hugging Face metadata) of an adapter from its run record
+    (`run.json` as a dict)."""
+    base, data, prof = run["base_model"], run["data"], run["profile"]
+    lines = ["---", f"base_model: {base['id']}", "library_name: peft", "pipeline_tag: text-generation",
+             "tags: [forge_nb, lora, sft, trl, tool-calling]", "---", "",
+             f"# {base['name']} LoRA adapter for tool calling", "",
+             f"Trained with [forge_nb](https://github.com/forge-nb/forge_nb) ({run['backend']['name']} backend, {run['device']}) "
+             f"on `{Path(data['path']).name}` (sha256 `{data['sha256'][:12]}…`): {data['rows_used']} conversations used, "
+             f"{data['rows_skipped']} skipped.", "",
+             "| | |", "| --- | --- |",
+             f"| base model | `{base['id']}` |",
+             f"| LoRA | rank {prof['lora_rank']}, alpha {prof['lora_alpha']}, dropout {prof['lora_dropout']} |",
+             f"| steps | {run['steps']} ({run['epochs']} epochs), lr {prof['learning_rate']}, batch {prof['per_device_train_batch_size']} × {prof['gradient_accumulation_steps']} |",
+             f"| loss (first → last step) | {_fmt(run['first_loss'])} → {_fmt(run['final_loss'])} |",
+             f"| chat template | {run['template'].get('kind', '')} (saved here as `chat_template.jinja`) |",
+             f"| wall time | {run['wall_time_s']:.0f} s |"]
+    if lc := run.get("loss_check"):
+        lines += ["", f"Loss check on {lc['rows']} {lc['source']} conversations (nats/token, base model → adapter):", ""]
+        lines += [f"- {k.replace('_', '-')}: {_fmt(lc['base'].get(k), '.3f')} → {_fmt(lc.get('adapter', {}).get(k), '.3f')}"
+                  for k in ("all", "tool_call", "text")]
+    if (ev := run.get("eval")) and "adapter" in ev:
+        lines += ["", f"Tool calls on {ev['turns']} held-out turns (base → adapter):", ""]
+        lines += [f"- {k}: {_fmt(ev['base'].get(k), '.0%')} → {_fmt(ev['adapter'].get(k), '.0%')}"
+                  for k in ("call_rate", "name_accuracy", "argument_accuracy", "full_call_accuracy", "no_call_accuracy")]
+    lines += ["", "## Use", "", "```python", "from forge_nb.engine import load_adapter",
+              f'model, tok = load_adapter("adapter", "{base["name"]}")  # the folder holding this file', "```", ""]
+    return "\n".join(lines)
+
 # %% ../nbs/05_engine.ipynb #21d270c0
 class TrainingEngine:
     """Fine-tune a causal LM with LoRA on tool-calling conversations.
@@ -346,18 +379,20 @@ class TrainingEngine:
         if self.eval_rows and self.config.eval_after:
             self.run_record["eval"].update(self._evaluate_after(out, progress_callback is None))
             write_json_atomic(out / "run.json", self.run_record)
+        write_text_atomic(adapter / "README.md", model_card(self.run_record))
         return adapter
 
     def loss_check(self, n: int | None = None) -> dict[str, Any]:
         """Loss of the base model (adapter off) and of the trained adapter on the same rows, tool-call
         and text turns apart (`forge_nb.evaluate.loss_by_turn_kind`): the held-out rows when there are
-        any, else a seeded sample of `n` training rows (default `config.loss_check_rows`). The
+        any, else a seeded sample of `n` rows trained on (default `config.loss_check_rows`). The
         result has `"source"`: `"held-out"` or `"training"`."""
         from forge_nb.evaluate import loss_by_turn_kind
         assert self.template is not None
         n = self.config.loss_check_rows if n is None else n
         held = bool(self.eval_rows)
-        pool = self.eval_rows if held else self.train_rows
+        dropped = {d["line"] for d in self.data_report.dropped} if self.data_report is not None else set()
+        pool = self.eval_rows if held else [r for r in self.train_rows if r.get("_line") not in dropped]  # rows trained on
         rows = pool if len(pool) <= n else random.Random(self.config.seed).sample(pool, n)
         res = loss_by_turn_kind(self.model, self.tokenizer, rows, self.template, self.config.max_seq_length)
         return {"source": "held-out" if held else "training", **res}

@@ -80,9 +80,13 @@ def test_train_then_status(tmp_path, capsys):
     data = tmp_path / "two.jsonl"
     data.write_text("\n".join(example_data_path().read_text().splitlines()[:2]) + "\n")
     state_dir = tmp_path / ".mcp-forge"
-    code = main(["train", "--data", str(data), "--max-steps", "2", "--max-seq-length", "1024", "--state-dir", str(state_dir)])
+    code = main(["train", "--data", str(data), "--max-steps", "2", "--max-seq-length", "1024", "--state-dir", str(state_dir),
+                 "--loss-check-rows", "1"])
     out = capsys.readouterr().out
     assert code == 0 and "done: 2 steps" in out
+    assert "loss on 1 training conversation, base model -> adapter" in out and "tool-call" in out
+    run = json.loads((state_dir / "adapters" / "run.json").read_text())
+    assert run["loss_check"]["rows"] == 1 and run["config"]["loss_check_rows"] == 1
     adapter = state_dir / "adapters" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file()
     state = StateManager(state_dir).load_state()
@@ -129,3 +133,34 @@ def test_mixed_file_trains_in_skip_mode_and_stops_in_strict(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--data", str(data), "--strict", "--state-dir", str(tmp_path / "s2")]) == 2
     assert f"{data}:2: not JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how, code, error", [("sigterm", 143, "terminated (SIGTERM)"), ("ctrl-c", 130, "interrupted")])
+def test_stopped_training_leaves_a_failed_state(tmp_path, monkeypatch, capsys, how, code, error):
+    "SIGTERM (a real signal to this process) or Ctrl-C while training: a short message, the exit code, state FAILED."
+    import os
+    import signal
+
+    from forge_nb.engine import TrainingEngine
+
+    def stop(self, *a, **k):
+        if how == "sigterm": os.kill(os.getpid(), signal.SIGTERM)
+        else: raise KeyboardInterrupt
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(TrainingEngine, "train", stop)
+    before = signal.getsignal(signal.SIGTERM)
+    data = tmp_path / "one.jsonl"
+    data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
+    assert main(["train", "--data", str(data), "--state-dir", str(tmp_path / "s")]) == code
+    assert capsys.readouterr().err.strip().endswith(error)
+    state = StateManager(tmp_path / "s").load_state()
+    assert state.stage == PipelineStage.FAILED and state.error == error
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is only there while a command runs
+
+
+def test_check_data_rejects_a_tiny_max_seq_length(tmp_path, capsys):
+    data = tmp_path / "one.jsonl"
+    data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
+    assert main(["check-data", str(data), "--max-seq-length", "32"]) == 2
+    assert "--max-seq-length=32: must be ≥ 64" in capsys.readouterr().err

@@ -79,7 +79,8 @@ def _profile(**kw: Any) -> TrainingProfile:
     ("per_device_train_batch_size", 0), ("gradient_accumulation_steps", 0), ("save_steps", 0),
     ("lora_dropout", 1.0), ("lora_dropout", -0.1), ("learning_rate", 0.0), ("learning_rate", 1.5),
     ("learning_rate", float("nan")), ("weight_decay", -0.01), ("warmup_steps", -1), ("warmup_steps", 1.5),
-    ("max_steps", 0), ("max_steps", 2.5), ("num_train_epochs", 0),
+    ("max_steps", 0), ("max_steps", 2.5), ("num_train_epochs", 0), ("num_train_epochs", float("inf")),
+    ("num_train_epochs", float("nan")),
 ])
 def test_profile_validation_names_field(field: str, value: Any) -> None:
     kw: dict[str, Any] = {field: value}

@@ -243,3 +243,21 @@ def test_short_runs_cap_warmup_so_the_learning_rate_is_reached(tmp_path):
     for max_steps, warmup in ((60, 5), (15, 1), (3, 0), (1, 0)):
         cfg = TrainingConfig(output_dir=tmp_path, max_steps=max_steps)
         assert E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False).warmup_steps == warmup
+
+
+def test_loss_check_picks_held_out_rows_or_a_seeded_sample_of_rows_trained_on(monkeypatch):
+    "No model needed: which rows `TrainingEngine.loss_check` hands to `loss_by_turn_kind`."
+    import forge_nb.evaluate as ev
+    from forge_nb.data import DataReport
+    calls = []
+    monkeypatch.setattr(ev, "loss_by_turn_kind", lambda model, tok, rows, template, n: calls.append(rows) or {"rows": len(rows)})
+    eng = E.TrainingEngine(TrainingConfig(loss_check_rows=3))
+    eng.template, eng.data_report = object(), DataReport("x.jsonl")
+    eng.data_report.dropped = [{"line": 2, "field": "", "kind": "too_long", "message": "too long"}]
+    eng.train_rows = [{"_line": i} for i in range(1, 7)]
+    a, b = eng.loss_check(), eng.loss_check()
+    assert a == b == {"source": "training", "rows": 3}
+    assert calls[0] == calls[1] and len({r["_line"] for r in calls[0]}) == 3 and all(r["_line"] != 2 for r in calls[0])
+    assert [r["_line"] for r in (eng.loss_check(n=10), calls[-1])[1]] == [1, 3, 4, 5, 6]  # fewer rows than n: all of them
+    eng.eval_rows = [{"_line": 9}]
+    assert eng.loss_check()["source"] == "held-out" and calls[-1] == [{"_line": 9}]

@@ -441,3 +441,70 @@ def test_cli_eval_real_run_with_adapter_and_base(untrained_adapter, write_jsonl,
     assert report["results"]["base"]["failures"] == report["results"]["adapter"]["failures"]
     assert all(v in (0, None) for v in report["delta"].values())
     assert "metric" in out and "base" in out and "adapter" in out and "change" in out and "report: " in out
+
+
+# ---------------------------------------------------------------- loss by turn kind
+
+def _norm(row):
+    r, _ = normalize_row(row)
+    return r
+
+
+def test_turn_kinds_label_each_assistant_turn(smol_tok):
+    from forge_nb.data import decode, template_messages, tokenize_row
+    from forge_nb.evaluate import turn_kinds
+    row, choice = _norm(CONV), choose_template(smol_tok)
+    r = render_row(smol_tok, row, choice)
+    kinds = turn_kinds(smol_tok, r, template_messages(row["messages"], choice.arguments_as))
+    ids = tokenize_row(smol_tok, r)
+    assert [int(k > 0) for k in kinds] == ids["assistant_masks"]
+    call_text = decode(smol_tok, [i for i, k in zip(ids["input_ids"], kinds, strict=True) if k == 1])
+    text = decode(smol_tok, [i for i, k in zip(ids["input_ids"], kinds, strict=True) if k == 2])
+    assert "get_weather" in call_text and "Asia/Tokyo" in call_text and "Oslo; 21:00" not in call_text
+    assert "4 °C in Oslo; 21:00 in Tokyo." in text and "You're welcome." in text and "get_weather" not in text
+
+
+def _tiny_lora(tok, seed=0):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                     num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024))
+    return get_peft_model(m, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+
+
+def test_loss_by_turn_kind_matches_the_model_loss_and_skips_what_cannot_fit(smol_tok):
+    import torch
+
+    from forge_nb.data import tokenize_row
+    from forge_nb.evaluate import format_loss_check, loss_by_turn_kind
+    choice = choose_template(smol_tok)
+    row = _norm(CONV)
+    model = _tiny_lora(smol_tok)  # random, non-zero LoRA: adapter on and off differ
+    model.train()
+    res = loss_by_turn_kind(model, smol_tok, [row], choice)
+    assert model.training  # left as it was
+    assert res["rows"] == 1 and res["rows_skipped"] == 0 and res["adapter"] != res["base"]
+    ex = tokenize_row(smol_tok, render_row(smol_tok, row, choice))
+    x = torch.tensor([ex["input_ids"]])
+    labels = torch.where(torch.tensor([ex["assistant_masks"]]) == 1, x, -100)
+    model.eval()
+    with torch.inference_mode():
+        want_adapter = float(model(input_ids=x, labels=labels).loss)
+        with model.disable_adapter(): want_base = float(model(input_ids=x, labels=labels).loss)
+    assert res["adapter"]["all"] == pytest.approx(want_adapter, abs=1e-3)
+    assert res["base"]["all"] == pytest.approx(want_base, abs=1e-3)
+    assert res["tokens"]["tool_call"] + res["tokens"]["text"] == sum(ex["assistant_masks"])
+    # too long: cut after the last whole assistant turn that fits, or skipped when none fits
+    n_first = len(tokenize_row(smol_tok, render_row(smol_tok, {**row, "messages": row["messages"][:3]}, choice))["input_ids"])
+    cut = loss_by_turn_kind(model, smol_tok, [row], choice, max_seq_length=n_first + 2)
+    assert cut["rows"] == 1 and cut["tokens"]["text"] == 0 and cut["base"]["text"] is None and cut["delta"]["text"] is None
+    assert cut["tokens"]["tool_call"] == res["tokens"]["tool_call"]
+    none = loss_by_turn_kind(model, smol_tok, [row], choice, max_seq_length=8)
+    assert none["rows"] == 0 and none["rows_skipped"] == 1 and none["base"]["all"] is None
+    only_base = loss_by_turn_kind(model.get_base_model(), smol_tok, [row], choice, adapter=False)
+    assert "adapter" not in only_base and only_base["delta"] is None
+    lines = format_loss_check(res).splitlines()
+    assert [ln.split()[0] for ln in lines] == ["all", "tool-call", "text"] and "→" in lines[0]
+    assert "→" not in format_loss_check(only_base)
