@@ -31,10 +31,11 @@ extras = {
     'unsloth': ['unsloth>=2026.10.9', 'bitsandbytes>=0.45.5'],
     # bitsandbytes alone, for the `peft` backend's QLoRA on CUDA without Unsloth.
     'gpu': ['bitsandbytes>=0.45.5'],
-    'notebook': ['ipywidgets>=8', 'jupyterlab>=4'],
-    # Docs without Quarto (tools/build_docs.py) and their browser test (tests/test_docs_site.py, with
-    # Debian's chromium: `apt-get install -y chromium`; never `playwright install`).
-    'docs': ['nbconvert>=7.16,<8', 'playwright>=1.60', 'ipywidgets>=8'],
+    'notebook': ['ipywidgets>=8', 'jupyterlab>=4', 'matplotlib>=3.8'],
+    # Docs without Quarto (tools/build_docs.py) and the browser tests (tests/test_docs_site.py; tests/test_lab_widget.py:
+    # the walkthrough's training widget in JupyterLab), with Debian's chromium: `apt-get install -y chromium`;
+    # never `playwright install`.
+    'docs': ['nbconvert>=7.16,<8', 'playwright>=1.60', 'ipywidgets>=8', 'matplotlib>=3.8', 'jupyterlab>=4'],
 }
 
 setuptools.setup(

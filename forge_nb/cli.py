@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N eval rows only")
     e.add_argument("--out", type=Path, default=None, help="JSON report (default: eval.json beside the adapter's run, else .mcp-forge/eval.json)")
     e.add_argument("--max-new-tokens", type=int, default=256, help="longest reply generated")
+    e.add_argument("--max-seq-length", type=int, default=2048, help="prompt + reply token limit, as in training; longer prompts are skipped and listed")
     e.add_argument("--batch-size", type=int, default=8, help="prompts generated at once")
     e.add_argument("--strict", action="store_true", help="stop at the first bad row")
     e.add_argument("--show-failures", type=int, default=3, metavar="K", help="failures printed (all are in the JSON report)")
@@ -199,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from forge_nb.evaluate import evaluate, format_report
     out = eval_report_path(args)
     report = evaluate(args.data, args.model, args.adapter, args.compare_base, args.limit, batch_size=args.batch_size,
-                      max_new_tokens=args.max_new_tokens, mode="strict" if args.strict else "skip")
+                      max_new_tokens=args.max_new_tokens, mode="strict" if args.strict else "skip", max_seq_length=args.max_seq_length)
     write_json_atomic(out, report)
     print(format_report(report, max_failures=args.show_failures))
     print(f"\nreport: {out}")

@@ -14,6 +14,8 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -33,7 +35,8 @@ from forge_nb.data import (  # noqa: E402
 # %% auto #0
 __all__ = ['TARGET_MODULES', 'RECORDED_PACKAGES', 'cuda_available', 'unsloth_installed', 'select_backend', 'library_versions',
            'file_sha256', 'write_json_atomic', 'peak_memory', 'load_with_unsloth', 'lora_config', 'load_with_peft',
-           'build_sft_config', 'make_run_record', 'model_card', 'TrainingEngine', 'load_adapter']
+           'build_sft_config', 'make_run_record', 'model_card', 'library_progress_bars_off', 'TrainingEngine',
+           'load_adapter']
 
 # %% ../nbs/05_engine.ipynb #f667ed6a
 TARGET_MODULES: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -248,6 +251,22 @@ def model_card(run: dict[str, Any]) -> str:
               f'model, tok = load_adapter("adapter", "{base["name"]}")  # the folder holding this file', "```", ""]
     return "\n".join(lines)
 
+# %% ../nbs/05_engine.ipynb #249c25b8
+@contextmanager
+def library_progress_bars_off(on: bool = True) -> Iterator[None]:
+    "Turn transformers' and datasets' progress bars off inside the block (when `on`), restoring them after."
+    if not on:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as tlog
+    t_was, d_was = tlog.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    tlog.disable_progress_bar(); datasets.disable_progress_bars()
+    try: yield
+    finally:
+        if t_was: tlog.enable_progress_bar()
+        if d_was: datasets.enable_progress_bars()
+
 # %% ../nbs/05_engine.ipynb #21d270c0
 class TrainingEngine:
     """Fine-tune a causal LM with LoRA on tool-calling conversations.
@@ -336,12 +355,6 @@ class TrainingEngine:
         started, t0 = datetime.now(timezone.utc), time.perf_counter()
         cuda = cuda_available()
         _check_trl_can_train(cuda)
-        if self.model is None: self.load_model()
-        if self.dataset is None: self.prepare_dataset()
-        assert self.template is not None and self.data_report is not None
-        self.tokenizer.chat_template = self.template.template
-        fix_tokenizer(self.tokenizer)  # EOS follows the end-of-turn token of the template actually used
-        out = Path(self.config.output_dir)
         extra = list(callbacks or [])
         w = next((cb for cb in extra if isinstance(cb, TrainingProgressWidget)), None)
         if w is None and (widget or (widget is None and progress_callback is None and os.environ.get("FORGE_NB_WIDGET", "1") != "0"
@@ -349,11 +362,19 @@ class TrainingEngine:
             w = TrainingProgressWidget(title=f"{self.config.model_family} · LoRA · {self.config.profile}")
             extra.append(w)
         self.progress_widget = w
+        quiet = progress_callback is not None or w is not None  # our progress on screen: the libraries' own bars off
+        with library_progress_bars_off(quiet):
+            if self.model is None: self.load_model()
+            if self.dataset is None: self.prepare_dataset()
+        assert self.template is not None and self.data_report is not None
+        self.tokenizer.chat_template = self.template.template
+        fix_tokenizer(self.tokenizer)  # EOS follows the end-of-turn token of the template actually used
+        out = Path(self.config.output_dir)
         progress = ForgeProgressCallback(progress_callback)
-        quiet = progress_callback is not None or w is not None
-        trainer = self.trainer = SFTTrainer(model=self.model, args=self.sft_config(cuda=cuda, disable_tqdm=quiet),
-                                            train_dataset=self.dataset, eval_dataset=self.eval_dataset,
-                                            processing_class=self.tokenizer, callbacks=[progress, *extra])
+        with library_progress_bars_off(quiet):
+            trainer = self.trainer = SFTTrainer(model=self.model, args=self.sft_config(cuda=cuda, disable_tqdm=quiet),
+                                                train_dataset=self.dataset, eval_dataset=self.eval_dataset,
+                                                processing_class=self.tokenizer, callbacks=[progress, *extra])
         if quiet: remove_trainer_progress(trainer)
         resume = _last_checkpoint(out / "checkpoints") if resume_from_checkpoint is True else resume_from_checkpoint
         if resume_from_checkpoint is True:
@@ -405,9 +426,10 @@ class TrainingEngine:
             FastLanguageModel.for_inference(self.model)
         rows = eval_rows_from_conversations(self.eval_rows)
         res = evaluate_model(self.model, self.tokenizer, rows, self.template, adapter=True, compare_base=True,
-                             max_new_tokens=self.config.eval_max_new_tokens, progress=show_progress)
+                             max_new_tokens=self.config.eval_max_new_tokens, progress=show_progress,
+                             max_seq_length=self.config.max_seq_length + self.config.eval_max_new_tokens)  # prompts as long as training rows
         write_json_atomic(out / "eval.json", res)
-        return {"turns": len(rows), "report": str(out / "eval.json"), "delta": res["delta"],
+        return {"turns": len(rows) - len(res["too_long"]), "too_long": len(res["too_long"]), "report": str(out / "eval.json"), "delta": res["delta"],
                 **{k: res["results"][k]["metrics"] for k in ("base", "adapter")}}
 
 # %% ../nbs/05_engine.ipynb #22b3cee1

@@ -22,10 +22,10 @@ from .data import normalize_row, normalize_tool_call, normalize_tools, probe_tem
 # %% auto #0
 __all__ = ['END_MARKERS', 'METRICS', 'TURN_KINDS', 'normalize_eval_row', 'eval_rows_from_conversations', 'read_eval_rows',
            'ParsedCall', 'reply_text', 'parse_tool_calls', 'canonical_json', 'same_json', 'schema_error', 'RowScore',
-           'score_prediction', 'summarize', 'failure_record', 'score_rows', 'render_prompt', 'stop_token_ids',
-           'as_template_choice', 'generate_predictions', 'adapter_path', 'adapter_run_record', 'adapter_template',
-           'load_base_model', 'load_for_eval', 'evaluate_model', 'evaluate', 'format_report', 'turn_kinds',
-           'loss_by_turn_kind', 'format_loss_check']
+           'score_prediction', 'summarize', 'failure_record', 'score_rows', 'render_prompt', 'fit_prompts',
+           'stop_token_ids', 'as_template_choice', 'generate_predictions', 'adapter_path', 'adapter_run_record',
+           'adapter_template', 'load_base_model', 'load_for_eval', 'evaluate_model', 'evaluate', 'format_report',
+           'plot_report', 'turn_kinds', 'loss_by_turn_kind', 'format_loss_check']
 
 # %% ../nbs/09_evaluate.ipynb #2c4d7f6a
 def _flat_call(c: dict) -> dict:
@@ -450,6 +450,16 @@ def render_prompt(tok: Any, row: dict, template: TemplateChoice) -> str:
     return tok.apply_chat_template(msgs, tools=row.get("tools") or None, chat_template=template.template,
                                    tokenize=False, add_generation_prompt=True)
 
+def fit_prompts(tok: Any, rows: list[dict], template: TemplateChoice, max_prompt_tokens: int) -> tuple[list[dict], list[dict]]:
+    """Split eval `rows` into `(fitting, too_long)`: a row is too long when its rendered prompt
+    has more than `max_prompt_tokens` tokens. Each too-long entry is `{"line", "turn", "tokens"}`."""
+    fit, long = [], []
+    for r in rows:
+        n = len(tok(render_prompt(tok, r, template), add_special_tokens=False)["input_ids"])
+        if n <= max_prompt_tokens: fit.append(r)
+        else: long.append({"line": r.get("_line", 0), "turn": r.get("_turn"), "tokens": n})
+    return fit, long
+
 def stop_token_ids(tok: Any, template: str) -> list[int]:
     "Token ids that end a reply: the tokenizer's EOS and the end-of-turn tokens `template` writes."
     vocab = tok.get_vocab()
@@ -560,26 +570,35 @@ def _run(model: Any, tok: Any, rows: list[dict], choice: TemplateChoice, desc: s
 
 def evaluate_model(model: Any, tok: Any, rows: list[dict], template: TemplateChoice | str | None = None, *,
                    adapter: bool = False, compare_base: bool = False, batch_size: int = 8, max_new_tokens: int = 256,
-                   progress: bool = True) -> dict[str, Any]:
-    """Generate and score the replies of a loaded `model` to eval `rows`: `{"results", "delta"}`.
+                   progress: bool = True, max_seq_length: int | None = 2048) -> dict[str, Any]:
+    """Generate and score the replies of a loaded `model` to eval `rows`: `{"results", "delta", "too_long"}`.
     With `adapter=True` the model is a `PeftModel` and its results are `"adapter"`;
-    `compare_base` adds `"base"`, answered with the adapter switched off, and `delta`."""
+    `compare_base` adds `"base"`, answered with the adapter switched off, and `delta`. Rows whose
+    prompt plus `max_new_tokens` exceeds `max_seq_length` tokens (as in training; `None`: no
+    limit) are left out and listed in `too_long` (`fit_prompts`). Raises `ValueError` when no row is left."""
     if compare_base and not adapter: raise ValueError("compare_base needs an adapter to compare the base model with")
     choice = as_template_choice(tok, template)
+    too_long: list[dict] = []
+    if max_seq_length is not None:
+        if max_seq_length <= max_new_tokens: raise ValueError(f"max_seq_length={max_seq_length} must exceed max_new_tokens={max_new_tokens}")
+        rows, too_long = fit_prompts(tok, rows, choice, max_seq_length - max_new_tokens)
+        if not rows: raise ValueError(f"no eval row fits: every prompt + {max_new_tokens} new tokens is over max_seq_length={max_seq_length}")
     kw = {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
     results: dict[str, Any] = {}
     if compare_base:
         with model.disable_adapter(): results["base"] = _run(model, tok, rows, choice, "base", **kw)
     key = "adapter" if adapter else "base"
     results[key] = _run(model, tok, rows, choice, key, **kw)
-    return {"results": results, "delta": _delta(results["adapter"]["metrics"], results["base"]["metrics"]) if compare_base else None}
+    return {"results": results, "delta": _delta(results["adapter"]["metrics"], results["base"]["metrics"]) if compare_base else None,
+            "too_long": too_long}
 
 def evaluate(data_path: str | Path, model: str | None = None, adapter: str | Path | None = None, compare_base: bool = False,
              limit: int | None = None, *, batch_size: int = 8, max_new_tokens: int = 256, mode: str = "skip",
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, max_seq_length: int | None = 2048) -> dict[str, Any]:
     """Evaluate tool calling on `data_path` (eval rows or training conversations) with `model`
     (default: the embedded model, or the base in `run.json` beside `adapter`), alone or with
-    `adapter`; `compare_base` also scores the base model. Returns the JSON-ready report.
+    `adapter`; `compare_base` also scores the base model. Prompts that leave no room for
+    `max_new_tokens` within `max_seq_length` are skipped and listed (`data.too_long`). Returns the JSON-ready report.
 
     Raises `DataError` (strict `mode`, or no usable row), `FileNotFoundError` (data or adapter
     missing) and `ValueError` (bad arguments)."""
@@ -591,7 +610,8 @@ def evaluate(data_path: str | Path, model: str | None = None, adapter: str | Pat
     used = rows[:limit] if limit else rows
     mdl, tok, choice, name = load_for_eval(model, adapter)
     res = evaluate_model(mdl, tok, used, choice, adapter=adapter is not None, compare_base=compare_base,
-                         batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
+                         batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress, max_seq_length=max_seq_length)
+    too_long = res.pop("too_long")
     src = Counter(r["_source"] for r in used)
     return {
         "forge_nb_eval": 1,
@@ -600,10 +620,11 @@ def evaluate(data_path: str | Path, model: str | None = None, adapter: str | Pat
         "data": {"path": str(data_path), "sha256": file_sha256(data_path), "rows_read": report.rows_read,
                  "rows_kept": report.rows_kept, "rows_skipped": len(report.dropped), "skipped_by_reason": report.dropped_by_kind,
                  "skipped": report.dropped, "warnings": report.warnings, "eval_rows": len(rows), "limit": limit,
-                 "evaluated": len(used), "from_eval_rows": src["eval"], "from_conversations": src["conversation"]},
+                 "evaluated": len(used) - len(too_long), "too_long": too_long,
+                 "from_eval_rows": src["eval"], "from_conversations": src["conversation"]},
         "model": {"name": name, "id": resolve_model_id(name), "adapter": str(adapter_path(adapter)) if adapter is not None else None},
         "template": choice.to_dict(),
-        "generation": {"greedy": True, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+        "generation": {"greedy": True, "batch_size": batch_size, "max_new_tokens": max_new_tokens, "max_seq_length": max_seq_length,
                        "device": "cuda" if cuda_available() else "cpu"},
         **res,
         "versions": library_versions(),
@@ -625,7 +646,8 @@ def format_report(report: dict[str, Any], max_failures: int = 3) -> str:
     cols = [k for k in ("base", "adapter") if k in res]
     counts = res[cols[-1]]["counts"]
     lines = [f"data:     {data['path']}: {data['evaluated']} eval rows ({counts['rows_expecting_calls']} expecting a call, "
-             f"{counts['rows_expecting_no_call']} expecting none)" + (f"; {data['rows_skipped']} bad line{'s' if data['rows_skipped'] > 1 else ''} skipped" if data["rows_skipped"] else ""),
+             f"{counts['rows_expecting_no_call']} expecting none)" + (f"; {data['rows_skipped']} bad line{'s' if data['rows_skipped'] > 1 else ''} skipped" if data["rows_skipped"] else "")
+             + (f"; {len(tl)} too long for max_seq_length skipped" if (tl := data.get("too_long")) else ""),
              f"model:    {m['name']} ({m['id']})" + (f" + adapter {m['adapter']}" if m["adapter"] else ""),
              f"template: {report['template'].get('kind', '')}; greedy, max {report['generation']['max_new_tokens']} new tokens", ""]
     head = f"{'metric':<20}" + "".join(f"{c:>10}" for c in cols) + (f"{'change':>12}" if len(cols) == 2 else "")
@@ -651,6 +673,27 @@ def format_report(report: dict[str, Any], max_failures: int = 3) -> str:
             got = ", ".join(_call_text(c) for c in f["produced"]) or repr(f["output"][:80])
             lines += [f"  {where}: {f['prompt'][:80]!r}", f"    expected: {exp}", f"    produced: {got}", f"    problems: {'; '.join(f['problems'])}"]
     return "\n".join(lines)
+
+# %% ../nbs/09_evaluate.ipynb #6f6bc8cc
+def plot_report(report: dict[str, Any], ax: Any = None) -> Any:
+    """A horizontal bar chart of an `evaluate` report's metrics (0–100%), one bar per model run
+    (base, adapter). Returns the matplotlib `Axes`; draws on `ax` when given. Raises
+    `ImportError` without matplotlib (`pip install matplotlib`)."""
+    import matplotlib.pyplot as plt
+    res = report["results"]
+    cols = [k for k in ("base", "adapter") if k in res]
+    keys = [(k, label) for k, label in METRICS if any(res[c]["metrics"].get(k) is not None for c in cols)]
+    if ax is None: _, ax = plt.subplots(figsize=(6, 0.45 * len(keys) + 0.8))
+    h = 0.8 / len(cols)
+    for j, c in enumerate(cols):
+        vals = [100 * (res[c]["metrics"].get(k) or 0.0) for k, _ in keys]
+        ax.barh([i + (j - (len(cols) - 1) / 2) * h for i in range(len(keys))], vals, height=h, label=c,
+                color=("#9e9e9e", "#2e7d32")[j] if len(cols) == 2 else "#2e7d32")
+    ax.set_yticks(range(len(keys)), [label for _, label in keys])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100); ax.set_xlabel("%"); ax.legend(loc="lower right", fontsize="small")
+    ax.set_title(f"{report['data'].get('evaluated', '')} eval rows".strip(), fontsize="medium")
+    return ax
 
 # %% ../nbs/09_evaluate.ipynb #2d621671
 TURN_KINDS: dict[int, str] = {1: "tool_call", 2: "text"}

@@ -340,13 +340,16 @@ class TrainingProgressWidget(ProgressTracker, TrainerCallback):
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        "Record the logged values (see `ProgressTracker.note_logs`); redraw (throttled)."
+        """Record the logged values (see `ProgressTracker.note_logs`); redraw — at once in widget mode
+        when the log brings a new loss (it comes just after the step's own, throttled, redraw, so it
+        would otherwise wait a whole step), throttled otherwise."""
         if not state.is_world_process_zero or not logs: return
         self._trainer_events = True
         if self.status == "idle": self.begin(state.max_steps, state.global_step)
         if state.epoch is not None: self.epoch = float(state.epoch)
         self.note_logs(logs, state.global_step)
-        self._step_update()
+        if self.mode == "widget" and (logs.get("loss") is not None or logs.get("eval_loss") is not None): self.refresh(force=True)
+        else: self._step_update()
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         "Mark the run done (green bar)."

@@ -1,7 +1,10 @@
-"""Shared fixtures: the embedded model's tokenizer (loaded once) and a JSONL writer."""
+"""Shared fixtures: the embedded model's tokenizer (loaded once) and a JSONL writer; and what the
+real-browser tests share (Debian's chromium driven by Playwright, skipped locally without it, failing under CI)."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -42,3 +45,20 @@ def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# ---------------------------------------------------------------- real-browser tests
+# Debian's Chromium (`apt-get install -y chromium`), driven by Playwright; never `playwright install`.
+CHROMIUM = os.environ.get("FORGE_NB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def browser_test_missing(**modules: str) -> list[str]:
+    """What a real-browser test lacks: Playwright, each of `modules` (`name="how to install"`) that is not
+    installed, and the Chromium executable `CHROMIUM`. Empty when everything is there."""
+    needs = {"playwright": "pip install playwright; no `playwright install`", **modules}
+    out = [f"{name} ({hint})" for name, hint in needs.items() if importlib.util.find_spec(name) is None]
+    if not Path(CHROMIUM).exists(): out.append(f"{CHROMIUM} (apt-get install -y chromium)")
+    return out

@@ -443,6 +443,19 @@ def test_cli_eval_real_run_with_adapter_and_base(untrained_adapter, write_jsonl,
     assert "metric" in out and "base" in out and "adapter" in out and "change" in out and "report: " in out
 
 
+def test_cli_eval_skips_prompts_over_max_seq_length(untrained_adapter, write_jsonl, capsys, tmp_path):
+    "A prompt that leaves no room for the reply within --max-seq-length is listed, not generated from."
+    data = write_jsonl([{"messages": [{"role": "user", "content": "Say hello."}], "expected_calls": []},
+                        {"messages": [{"role": "user", "content": "word " * 400}], "expected_calls": []}])
+    code = main(["eval", "--data", str(data), "--adapter", str(untrained_adapter), "--max-new-tokens", "8",
+                 "--max-seq-length", "300", "--out", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    d = json.loads((tmp_path / "r.json").read_text())["data"]
+    assert d["evaluated"] == 1 and [x["line"] for x in d["too_long"]] == [2] and d["too_long"][0]["tokens"] > 292
+    assert "1 eval rows" in out and "1 too long for max_seq_length skipped" in out
+
+
 # ---------------------------------------------------------------- loss by turn kind
 
 def _norm(row):
@@ -508,3 +521,14 @@ def test_loss_by_turn_kind_matches_the_model_loss_and_skips_what_cannot_fit(smol
     lines = format_loss_check(res).splitlines()
     assert [ln.split()[0] for ln in lines] == ["all", "tool-call", "text"] and "→" in lines[0]
     assert "→" not in format_loss_check(only_base)
+
+
+def test_fit_prompts_leaves_out_prompts_over_the_limit(smol_tok):
+    from forge_nb.evaluate import fit_prompts, render_prompt
+    choice = choose_template(smol_tok)
+    rows = eval_rows_from_conversations([_norm(CONV)])
+    lengths = [len(smol_tok(render_prompt(smol_tok, r, choice), add_special_tokens=False)["input_ids"]) for r in rows]
+    limit = sorted(lengths)[1]  # the shortest two fit
+    fit, long = fit_prompts(smol_tok, rows, choice, limit)
+    assert [r["_turn"] for r in fit] == [r["_turn"] for r, n in zip(rows, lengths, strict=True) if n <= limit]
+    assert [x["tokens"] for x in long] == [n for n in lengths if n > limit] and all(x["turn"] for x in long)

@@ -311,6 +311,22 @@ def test_widget_throttling(args: TrainingArguments, clock: FakeClock) -> None:
     assert w.refresh() is False and w.refresh(force=True) is True
 
 
+def test_widget_shows_a_new_loss_at_once(args: TrainingArguments, clock: FakeClock) -> None:
+    "The loss is logged a moment after the step's own redraw: it is drawn then, not a step later."
+    w = widget(clock, render_every=0.25)
+    state, control = TrainerState(max_steps=10), TrainerControl()
+    w.on_train_begin(args, state, control)
+    clock.tick(30.0)
+    state.global_step = 1
+    w.on_step_end(args, state, control)
+    n = w.renders
+    clock.tick(0.01)
+    w.on_log(args, state, control, logs={"grad_norm": 0.5})  # no loss: throttled
+    assert w.renders == n
+    w.on_log(args, state, control, logs={"loss": 1.2345, "learning_rate": 1e-4})
+    assert w.renders == n + 1 and "loss 1.2345" in w.stats.value
+
+
 def test_widget_error_state(args: TrainingArguments, clock: FakeClock) -> None:
     w = widget(clock)
     with pytest.raises(RuntimeError, match="boom at 7"):
