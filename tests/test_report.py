@@ -186,7 +186,7 @@ def test_check_data_bad_arguments(write_jsonl: WriteJsonl, capsys: Any) -> None:
     assert main(["check-data", str(path), "--example", "7"]) == 2
     assert "line 7" in capsys.readouterr().err
     assert main(["check-data", str(path), "--max-seq-length", "0"]) == 2
-    assert "max_seq_length=0" in capsys.readouterr().err
+    assert "--max-seq-length=0: must be ≥ 64" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["check-data", str(path), "--length-policy", "cut"])
 
