@@ -134,7 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         engine.prepare_dataset()
         assert engine.data_report is not None and engine.template is not None
-        print(engine.data_report.summary())
+        if not (engine.data_report.dropped or engine.data_report.truncated): print(engine.data_report.summary())  # else the engine said it
         print(f"template: {engine.template.kind} ({engine.template.reason}); tool-call arguments as {engine.template.arguments_as}")
         state.update_stage(PipelineStage.TRAINING); mgr.save_state(state)
         save = state_progress_callback(mgr, state)
@@ -148,7 +148,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             adapter = engine.train(progress_callback=on_progress, resume_from_checkpoint=True if args.resume else None)
     except BaseException as e:
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else "terminated (SIGTERM)" if isinstance(e, Terminated) else f"{type(e).__name__}: {e}"
-        state.update_stage(PipelineStage.FAILED, error=why)
+        if engine.adapter_dir is not None:  # training finished and the adapter is saved; only the checks after it stopped
+            state.lora_adapter_path, state.training_progress = str(engine.adapter_dir), 1.0
+            state.training_loss = engine.run_record.get("final_loss")
+            state.update_stage(PipelineStage.COMPLETE)
+            print(f"forge-nb train: the adapter is saved in {engine.adapter_dir}; the checks after training did not finish ({why})",
+                  file=sys.stderr)
+        else: state.update_stage(PipelineStage.FAILED, error=why)
         mgr.save_state(state)
         raise
     run = engine.run_record

@@ -37,7 +37,8 @@ class DataError(ValueError):
     `messages[2].tool_calls[0].function.arguments`."""
     def __init__(self, path: str | Path, line: int, field: str, message: str, kind: str = "invalid"):
         self.path, self.line, self.field, self.message, self.kind = str(path), line, field, message, kind
-        super().__init__(f"{self.path}:{line}: {field}: {message}" if field else f"{self.path}:{line}: {message}")
+        where = f"{self.path}:{line}" if line else self.path  # line 0: the file as a whole
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 class RowError(ValueError):
     "A problem inside one row, before the file and line are known: `field`, `message` and `kind`."
@@ -617,7 +618,9 @@ def build_examples(rows: list[dict], tok: Any, choice: TemplateChoice, max_seq_l
                           "total_tokens_kept": sum(len(x) for x in out["input_ids"]), "total_supervised": sum(supervised)}
     report.tool_stats = tool_stats(kept)
     if not out["input_ids"]:
-        raise DataError(report.path, 0, "", f"no usable conversations after tokenisation ({report.dropped_by_kind})", "empty")
+        why = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.dropped_by_kind.items())
+        hint = f" (over max_seq_length={max_seq_length}: raise it, or shorten the conversations)" if "too_long" in report.dropped_by_kind else ""
+        raise DataError(report.path, 0, "", f"no usable conversations after tokenisation: {why}{hint}", "empty")
     return out
 
 def build_dataset(rows: list[dict], tok: Any, choice: TemplateChoice, max_seq_length: int, report: DataReport,

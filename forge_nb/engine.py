@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import sys
 import time
@@ -226,7 +227,8 @@ def model_card(run: dict[str, Any]) -> str:
     """The Markdown model card (with Hugging Face metadata) of an adapter from its run record
     (`run.json` as a dict)."""
     base, data, prof = run["base_model"], run["data"], run["profile"]
-    lines = ["---", f"base_model: {base['id']}", "library_name: peft", "pipeline_tag: text-generation",
+    on_hub = re.fullmatch(r"[\w.-]+/[\w.-]+", base["id"]) is not None and not Path(base["id"]).exists()
+    lines = ["---", *([f"base_model: {base['id']}"] if on_hub else []), "library_name: peft", "pipeline_tag: text-generation",
              "tags: [forge_nb, lora, sft, trl, tool-calling]", "---", "",
              f"# {base['name']} LoRA adapter for tool calling", "",
              f"Trained with [forge_nb](https://github.com/forge-nb/forge_nb) ({run['backend']['name']} backend, {run['device']}) "
@@ -240,9 +242,9 @@ def model_card(run: dict[str, Any]) -> str:
              f"| chat template | {run['template'].get('kind', '')} (saved here as `chat_template.jinja`) |",
              f"| wall time | {run['wall_time_s']:.0f} s |"]
     if lc := run.get("loss_check"):
-        lines += ["", f"Loss check on {lc['rows']} {lc['source']} conversations (nats/token, base model → adapter):", ""]
+        lines += ["", f"Loss check on {lc['rows']} {lc['source']} conversation{'' if lc['rows'] == 1 else 's'} (nats/token, base model → adapter):", ""]
         lines += [f"- {k.replace('_', '-')}: {_fmt(lc['base'].get(k), '.3f')} → {_fmt(lc.get('adapter', {}).get(k), '.3f')}"
-                  for k in ("all", "tool_call", "text")]
+                  for k in ("all", "tool_call", "text") if lc["base"].get(k) is not None]
     if (ev := run.get("eval")) and "adapter" in ev:
         lines += ["", f"Tool calls on {ev['turns']} held-out turns (base → adapter):", ""]
         lines += [f"- {k}: {_fmt(ev['base'].get(k), '.0%')} → {_fmt(ev['adapter'].get(k), '.0%')}"
@@ -292,6 +294,7 @@ class TrainingEngine:
         self.eval_rows: list[dict] = []  # rows held out by `config.eval_fraction` (never trained on)
         self.eval_dataset: Any = None
         self.progress_widget: Any = None  # the live widget of the last `train()` call, if any
+        self.adapter_dir: Path | None = None  # set once `train()` has saved the adapter (before the checks after training)
 
     @property
     def data_path(self) -> Path:
@@ -394,6 +397,8 @@ class TrainingEngine:
             self.run_record["eval"] = {"rows": len(self.eval_rows), "file": str(out / "eval.jsonl"),
                                        "eval_loss": eval_metrics.get("eval_loss")}
         write_json_atomic(out / "run.json", self.run_record)  # the adapter is recorded before the checks below run
+        write_text_atomic(adapter / "README.md", model_card(self.run_record))
+        self.adapter_dir = adapter  # training is done: what follows only measures it
         if self.config.loss_check_rows:
             self.run_record["loss_check"] = self.loss_check()
             write_json_atomic(out / "run.json", self.run_record)

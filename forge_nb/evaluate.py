@@ -605,6 +605,8 @@ def evaluate(data_path: str | Path, model: str | None = None, adapter: str | Pat
     from forge_nb.engine import cuda_available, file_sha256, library_versions
     if compare_base and adapter is None: raise ValueError("compare_base needs an adapter to compare the base model with")
     if limit is not None and limit < 1: raise ValueError(f"limit={limit!r}: must be ≥ 1")
+    if max_seq_length is not None and max_seq_length <= max_new_tokens:  # before loading the model
+        raise ValueError(f"max_seq_length={max_seq_length} must exceed max_new_tokens={max_new_tokens}")
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     rows, report = read_eval_rows(data_path, mode)
     used = rows[:limit] if limit else rows
@@ -645,9 +647,11 @@ def format_report(report: dict[str, Any], max_failures: int = 3) -> str:
     res, data, m = report["results"], report["data"], report["model"]
     cols = [k for k in ("base", "adapter") if k in res]
     counts = res[cols[-1]]["counts"]
-    lines = [f"data:     {data['path']}: {data['evaluated']} eval rows ({counts['rows_expecting_calls']} expecting a call, "
+    tl = data.get("too_long") or []
+    where = ", ".join(f"line {x['line']}" + (f" turn {x['turn']}" if x.get("turn") is not None else "") for x in tl[:5]) + (", …" if len(tl) > 5 else "")
+    lines = [f"data:     {data['path']}: {data['evaluated']} eval row{'' if data['evaluated'] == 1 else 's'} ({counts['rows_expecting_calls']} expecting a call, "
              f"{counts['rows_expecting_no_call']} expecting none)" + (f"; {data['rows_skipped']} bad line{'s' if data['rows_skipped'] > 1 else ''} skipped" if data["rows_skipped"] else "")
-             + (f"; {len(tl)} too long for max_seq_length skipped" if (tl := data.get("too_long")) else ""),
+             + (f"; {len(tl)} too long for max_seq_length skipped ({where})" if tl else ""),
              f"model:    {m['name']} ({m['id']})" + (f" + adapter {m['adapter']}" if m["adapter"] else ""),
              f"template: {report['template'].get('kind', '')}; greedy, max {report['generation']['max_new_tokens']} new tokens", ""]
     head = f"{'metric':<20}" + "".join(f"{c:>10}" for c in cols) + (f"{'change':>12}" if len(cols) == 2 else "")

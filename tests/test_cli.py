@@ -164,3 +164,22 @@ def test_check_data_rejects_a_tiny_max_seq_length(tmp_path, capsys):
     data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
     assert main(["check-data", str(data), "--max-seq-length", "32"]) == 2
     assert "--max-seq-length=32: must be ≥ 64" in capsys.readouterr().err
+
+
+def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, monkeypatch, capsys):
+    "Ctrl-C once the adapter is saved (during the loss check or eval): the state says complete, with the adapter."
+    from forge_nb.engine import TrainingEngine
+
+    def trained_then_stopped(self, *a, **k):
+        self.adapter_dir, self.run_record = tmp_path / "out" / "adapter", {"final_loss": 0.5}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainingEngine, "train", trained_then_stopped)
+    data = tmp_path / "one.jsonl"
+    data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
+    assert main(["train", "--data", str(data), "--state-dir", str(tmp_path / "s"), "--output-dir", str(tmp_path / "out")]) == 130
+    err = capsys.readouterr().err
+    assert f"the adapter is saved in {tmp_path / 'out' / 'adapter'}; the checks after training did not finish (interrupted)" in err
+    state = StateManager(tmp_path / "s").load_state()
+    assert state.stage == PipelineStage.COMPLETE and state.lora_adapter_path == str(tmp_path / "out" / "adapter")
+    assert state.training_loss == 0.5 and state.error is None

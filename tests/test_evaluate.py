@@ -380,6 +380,7 @@ def test_format_report_side_by_side():
     (["--compare-base"], "compare_base needs an adapter"),
     (["--limit", "0"], "limit=0"),
     (["--adapter", "{tmp}/nowhere"], "no adapter here"),
+    (["--max-seq-length", "100", "--max-new-tokens", "100"], "max_seq_length=100 must exceed max_new_tokens=100"),
 ])
 def test_cli_eval_bad_arguments(extra, message, tmp_path, capsys, write_jsonl):
     data = write_jsonl([{"messages": [{"role": "user", "content": "hi"}], "expected_calls": []}])
@@ -453,7 +454,7 @@ def test_cli_eval_skips_prompts_over_max_seq_length(untrained_adapter, write_jso
     assert code == 0, out
     d = json.loads((tmp_path / "r.json").read_text())["data"]
     assert d["evaluated"] == 1 and [x["line"] for x in d["too_long"]] == [2] and d["too_long"][0]["tokens"] > 292
-    assert "1 eval rows" in out and "1 too long for max_seq_length skipped" in out
+    assert "1 eval row (" in out and "1 too long for max_seq_length skipped (line 2)" in out
 
 
 # ---------------------------------------------------------------- loss by turn kind

@@ -186,3 +186,15 @@ def test_engine_call_signature_still_works(smol_tok: Any, write_jsonl: WriteJson
     ds, report, choice = load_training_data(write_jsonl([long_conversation()]), smol_tok, sizes[5] - 1, "skip", True)
     assert len(ds) == 1 and report.token_stats["length_policy"] == "truncate" and report.truncated
     json.dumps(report.to_dict())
+
+
+def test_nothing_fits_says_why_and_what_to_change(smol_tok, write_jsonl):
+    "Every row over max_seq_length: the error names the reason and the setting, not a Python dict or line 0."
+    from forge_nb.data import DataError, load_training_data
+    from samples import ANSWER, USER
+    path = write_jsonl([{"messages": [{"role": "user", "content": USER * 20}, {"role": "assistant", "content": ANSWER}]}] * 2)
+    with pytest.raises(DataError) as err:
+        load_training_data(path, smol_tok, max_seq_length=64)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: no usable conversations") and "2 too long" in msg and "max_seq_length=64" in msg
+    assert "{" not in msg and ":0:" not in msg
