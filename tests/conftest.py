@@ -62,3 +62,26 @@ def browser_test_missing(**modules: str) -> list[str]:
     out = [f"{name} ({hint})" for name, hint in needs.items() if importlib.util.find_spec(name) is None]
     if not Path(CHROMIUM).exists(): out.append(f"{CHROMIUM} (apt-get install -y chromium)")
     return out
+
+
+def browser_tools(what: str, **modules: str) -> tuple[list[str], Any]:
+    """For a real-browser test module: `(missing, fixture)`. Skips the whole module when something is
+    missing (`browser_test_missing`) outside CI; under CI the returned autouse fixture (assign it to a
+    module-level name) fails each test instead, so the rest of the suite still runs."""
+    missing = browser_test_missing(**modules)
+    if missing and not IN_CI: pytest.skip(f"{what} needs: " + "; ".join(missing), allow_module_level=True)
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _tools_present() -> None:
+        "Under CI the browser tools must be there: each test fails (the rest of the suite still runs)."
+        if missing: pytest.fail("CI must install: " + "; ".join(missing), pytrace=False)
+
+    return missing, _tools_present
+
+
+@pytest.fixture(scope="module")
+def args(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    "`transformers.TrainingArguments` for driving callbacks by hand (no training, nothing reported)."
+    from transformers import TrainingArguments
+    return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("out")), report_to=[])
+

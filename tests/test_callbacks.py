@@ -18,11 +18,6 @@ class Recorder:
         self.calls.append((step, total, progress, loss, epoch))
 
 
-@pytest.fixture(scope="module")
-def args(tmp_path_factory: pytest.TempPathFactory) -> TrainingArguments:
-    return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("out")), report_to=[])
-
-
 @pytest.fixture
 def rec() -> Recorder:
     return Recorder()

@@ -28,40 +28,19 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_ARGS, browser_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
-CHROMIUM = os.environ.get("FORGE_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # A public function or class that each of these pages must show with its signature.
 MUST_SHOW = {"00_config": "get_profile", "05_engine": "TrainingEngine"}
 
 
-def _missing() -> list[str]:
-    out = []
-    try: import playwright.sync_api  # noqa: F401
-    except ImportError: out.append("playwright (pip install playwright; no `playwright install`)")
-    try: import nbconvert  # noqa: F401
-    except ImportError: out.append("nbconvert (pip install nbconvert)")
-    if not Path(CHROMIUM).exists(): out.append(f"{CHROMIUM} (apt-get install -y chromium)")
-    return out
-
-
-MISSING = _missing()
-if MISSING and not IN_CI:
-    pytest.skip("docs-site browser test needs: " + "; ".join(MISSING), allow_module_level=True)
+MISSING, _tools_present = browser_tools("docs-site browser test", nbconvert="pip install nbconvert")
 if not MISSING:
     from playwright.sync_api import Page, expect, sync_playwright
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tools_present():
-    "Under CI the browser tools must be there: each test fails (the rest of the suite still runs)."
-    if MISSING: pytest.fail("CI must install: " + "; ".join(MISSING), pytrace=False)
 
 
 # ---------------------------------------------------------------- what the notebooks say the site must show

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_ARGS, IN_CI, browser_test_missing
+from conftest import CHROMIUM, CHROMIUM_ARGS, browser_tools
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +40,10 @@ STEPS = 3  # 3, not 2: the loss shown while running then changes between two red
 TRAIN_TIMEOUT_S = float(os.environ.get("FORGE_NB_LAB_TIMEOUT", 2700))
 START_TIMEOUT_S = 300.0  # server up, kernel idle: a few seconds on a quiet machine
 
-MISSING = browser_test_missing(jupyterlab="pip install jupyterlab", jupyterlab_widgets="pip install ipywidgets")
-if MISSING and not IN_CI:
-    pytest.skip("JupyterLab browser test needs: " + "; ".join(MISSING), allow_module_level=True)
+MISSING, _tools_present = browser_tools("JupyterLab browser test", jupyterlab="pip install jupyterlab",
+                                        jupyterlab_widgets="pip install ipywidgets")
 if not MISSING:
     from playwright.sync_api import Page, sync_playwright
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tools_present():
-    "Under CI the browser tools must be there: each test fails (the rest of the suite still runs)."
-    if MISSING: pytest.fail("CI must install: " + "; ".join(MISSING), pytrace=False)
 
 
 # ---------------------------------------------------------------- the notebook

@@ -42,11 +42,6 @@ class FakeClock:
         self.t += dt
 
 
-@pytest.fixture(scope="module")
-def args(tmp_path_factory: pytest.TempPathFactory) -> TrainingArguments:
-    return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("out")), report_to=[])
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
