@@ -50,7 +50,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['forge_nb', 'forge_nb.*']),
     include_package_data=True,
-    package_data={'forge_nb': ['example_data/*.jsonl', 'templates/*.jinja']},
+    package_data={'forge_nb': ['assets/*.jsonl', 'assets/*.jinja']},
     install_requires=requirements,
     extras_require=extras,
     dependency_links=cfg.get('dep_links', '').split(),

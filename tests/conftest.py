@@ -1,10 +1,9 @@
-"""Shared fixtures: the embedded model's tokenizer (loaded once) and a JSONL writer; and what the
-real-browser tests share (Debian's chromium driven by Playwright, skipped locally without it, failing under CI)."""
+"""Shared fixtures: the embedded model's tokenizer (loaded once), a JSONL writer and `TrainingArguments`
+for driving callbacks. Tests under `integration/` (real CPU training) and `browser/` (real Chromium) get
+the markers of the same names, so `pytest -m "not integration and not browser"` is the fast loop."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -47,41 +46,16 @@ def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-# ---------------------------------------------------------------- real-browser tests
-# Debian's Chromium (`apt-get install -y chromium`), driven by Playwright; never `playwright install`.
-CHROMIUM = os.environ.get("FORGE_NB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
-
-
-def browser_test_missing(**modules: str) -> list[str]:
-    """What a real-browser test lacks: Playwright, each of `modules` (`name="how to install"`) that is not
-    installed, and the Chromium executable `CHROMIUM`. Empty when everything is there."""
-    needs = {"playwright": "pip install playwright; no `playwright install`", **modules}
-    out = [f"{name} ({hint})" for name, hint in needs.items() if importlib.util.find_spec(name) is None]
-    if not Path(CHROMIUM).exists(): out.append(f"{CHROMIUM} (apt-get install -y chromium)")
-    return out
-
-
-def browser_tools(what: str, **modules: str) -> tuple[list[str], Any]:
-    """For a real-browser test module: `(missing, fixture)`. Skips the whole module when something is
-    missing (`browser_test_missing`) outside CI; under CI the returned autouse fixture (assign it to a
-    module-level name) fails each test instead, so the rest of the suite still runs."""
-    missing = browser_test_missing(**modules)
-    if missing and not IN_CI: pytest.skip(f"{what} needs: " + "; ".join(missing), allow_module_level=True)
-
-    @pytest.fixture(scope="module", autouse=True)
-    def _tools_present() -> None:
-        "Under CI the browser tools must be there: each test fails (the rest of the suite still runs)."
-        if missing: pytest.fail("CI must install: " + "; ".join(missing), pytrace=False)
-
-    return missing, _tools_present
-
-
 @pytest.fixture(scope="module")
 def args(tmp_path_factory: pytest.TempPathFactory) -> Any:
     "`transformers.TrainingArguments` for driving callbacks by hand (no training, nothing reported)."
     from transformers import TrainingArguments
     return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("out")), report_to=[])
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    "Mark the tests by folder: `integration/` → `integration`, `browser/` → `browser`."
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for folder in ("integration", "browser"):
+            if folder in parts: item.add_marker(getattr(pytest.mark, folder))

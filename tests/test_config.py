@@ -1,4 +1,4 @@
-"""Tests of forge_nb.config: profiles, model names and TrainingConfig validation."""
+"""Edge cases of `forge_nb.config` (the story and the main examples are in nbs/api/01_config.ipynb)."""
 from __future__ import annotations
 
 import dataclasses
@@ -21,13 +21,26 @@ from forge_nb.config import (
     resolve_model_id,
 )
 
-# ---------------------------------------------------------------- profiles (the plan's table)
-
 PLAN = {  # name: (rank, alpha, max_steps, epochs, learning rate)
     "fast_dev": (8, 16, 60, None, 2e-4),
     "balanced": (16, 16, None, 1, 2e-4),
     "max_quality": (128, 256, None, 3, 1e-4),
 }
+
+
+def _profile(**kw: Any) -> TrainingProfile:
+    base = dict(name="t", lora_rank=4, lora_alpha=8, lora_dropout=0.1, per_device_train_batch_size=1,
+                gradient_accumulation_steps=1, learning_rate=1e-4, warmup_steps=0, num_train_epochs=None,
+                max_steps=10, save_steps=5)
+    return TrainingProfile(**{**base, **kw})
+
+
+BAD_FIELDS = [
+    ("max_seq_length", 0), ("max_seq_length", 63), ("max_seq_length", 512.0), ("max_seq_length", True),
+    ("max_seq_length", "2048"), ("logging_steps", 0), ("logging_steps", 1.5), ("seed", 1.5), ("seed", "42"),
+    ("max_steps", 0), ("max_steps", -3), ("max_steps", 2.5), ("backend", "torch"), ("backend", "PEFT"),
+    ("on_bad_rows", "ignore"), ("on_bad_rows", "Strict"),
+]
 
 
 def test_profile_names() -> None:
@@ -67,13 +80,6 @@ def test_get_profile_unknown_lists_valid_names(bad: Any) -> None:
     for valid in PLAN: assert valid in msg
 
 
-def _profile(**kw: Any) -> TrainingProfile:
-    base = dict(name="t", lora_rank=4, lora_alpha=8, lora_dropout=0.1, per_device_train_batch_size=1,
-                gradient_accumulation_steps=1, learning_rate=1e-4, warmup_steps=0, num_train_epochs=None,
-                max_steps=10, save_steps=5)
-    return TrainingProfile(**{**base, **kw})
-
-
 @pytest.mark.parametrize("field,value", [
     ("lora_rank", 0), ("lora_rank", 2.0), ("lora_rank", True), ("lora_alpha", -1),
     ("per_device_train_batch_size", 0), ("gradient_accumulation_steps", 0), ("save_steps", 0),
@@ -101,8 +107,6 @@ def test_profile_needs_exactly_one_of_steps_and_epochs() -> None:
 def test_profile_warmup_accepts_steps_and_fractions(w: float) -> None:
     assert _profile(warmup_steps=w).warmup_steps == w
 
-
-# ---------------------------------------------------------------- model names
 
 def test_model_ids_families() -> None:
     assert MODEL_IDS["deepseek-r1"] == "unsloth/DeepSeek-R1-Distill-Llama-8B-bnb-4bit"
@@ -142,8 +146,6 @@ def test_empty_model_name_rejected() -> None:
         resolve_model_id("")
 
 
-# ---------------------------------------------------------------- TrainingConfig
-
 def test_config_defaults() -> None:
     c = TrainingConfig()
     assert c.model_family == EMBEDDED_MODEL and c.profile == "fast_dev" and c.data_path is None
@@ -168,14 +170,6 @@ def test_config_accepts_backends(backend: str) -> None:
 @pytest.mark.parametrize("mode", ON_BAD_ROWS)
 def test_config_accepts_modes(mode: str) -> None:
     assert TrainingConfig(on_bad_rows=mode).on_bad_rows == mode
-
-
-BAD_FIELDS = [
-    ("max_seq_length", 0), ("max_seq_length", 63), ("max_seq_length", 512.0), ("max_seq_length", True),
-    ("max_seq_length", "2048"), ("logging_steps", 0), ("logging_steps", 1.5), ("seed", 1.5), ("seed", "42"),
-    ("max_steps", 0), ("max_steps", -3), ("max_steps", 2.5), ("backend", "torch"), ("backend", "PEFT"),
-    ("on_bad_rows", "ignore"), ("on_bad_rows", "Strict"),
-]
 
 
 @pytest.mark.parametrize("field,value", BAD_FIELDS)
@@ -229,8 +223,6 @@ def test_config_unvalidated_fields(field: str, value: Any) -> None:
         TrainingConfig(**{field: value})
 
 
-# ---------------------------------------------------------------- max_steps override
-
 def test_max_steps_overrides_epochs_profile() -> None:
     c = TrainingConfig(profile="max_quality", max_steps=7)
     p = c.training_profile
@@ -251,8 +243,6 @@ def test_no_override_keeps_profile() -> None:
     p = TrainingConfig(profile="balanced").training_profile
     assert (p.max_steps, p.num_train_epochs) == (None, 1)
 
-
-# ---------------------------------------------------------------- to_dict
 
 def test_to_dict_is_json_serialisable(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"

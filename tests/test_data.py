@@ -1,39 +1,40 @@
-"""Tests of forge_nb.data: JSONL validation (one fixture per kind of trouble), rendering with the
-chat template, assistant-only masking, dataset building, and cross-checks against transformers."""
+"""Edge cases of `forge_nb.data` (the story and the main examples are in nbs/api/04_example_data.ipynb)."""
 from __future__ import annotations
 
 import copy
 import json
+import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from forge_nb.data import (
-    HERMES_TEMPLATE,
-    DataError,
-    DataReport,
-    RowError,
-    build_dataset,
-    choose_template,
-    load_training_data,
-    normalize_row,
-    read_jsonl,
-    render_row,
-    supervised_text,
-    template_capabilities,
-    tokenize_row,
-)
-
-WriteJsonl = Callable[..., Path]
-
-# ---------------------------------------------------------------- building blocks
-
 from samples import ANSWER, SYSTEM, TOOL_RESULT, USER, WEATHER  # noqa: E402  (tests/ is on sys.path)
-TIME = {"type": "function", "function": {
-    "name": "get_time", "description": "Local time in a time zone (desc-tt5).",
-    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
+
+from forge_nb.chat_templates import (
+    HERMES_DEEPSEEK_TEMPLATE,
+    HERMES_TEMPLATE,
+    choose_template,
+    template_messages,
+)
+from forge_nb.config import LENGTH_POLICIES, TrainingConfig
+from forge_nb.data import (
+    build_dataset,
+    data_report,
+    load_training_data,
+    mark_text,
+    print_row,
+    render_row,
+    row_view,
+    show_row,
+    supervised_text,
+    tokenize_row,
+    truncate_row,
+)
+from forge_nb.models import fix_tokenizer
+from forge_nb.rows import DataError, DataReport, normalize_row, read_jsonl
 
 
 def call(name: str, args: Any) -> dict:
@@ -51,290 +52,7 @@ def weather_row(**over: Any) -> dict:
     return {**row, **over}
 
 
-GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
-
-
-def msgs(*m: dict, tools: Any = None) -> dict:
-    row: dict = {"messages": list(m)}
-    if tools is not None: row["tools"] = tools
-    return row
-
-
-U = {"role": "user", "content": "Weather?"}
-A_CALL = {"role": "assistant", "content": "", "tool_calls": [call("get_weather", {"city": "Oslo"})]}
-T_RES = {"role": "tool", "name": "get_weather", "content": "4C"}
-A_END = {"role": "assistant", "content": "4 degrees."}
-
-# (bad line, kind, field) — each is written at line 3 of a file, after a good row and a blank line
-BAD_ROWS = {
-    "invalid_utf8": (b'{"messages": [{"role": "user", "content": "caf\xe9"}]}', "bad_utf8", ""),
-    "not_json": ('{"messages": [{"role": "user"', "not_json", ""),
-    "not_json_single_quotes": ("{'messages': []}", "not_json", ""),
-    "top_level_list": ("[1, 2, 3]", "not_object", ""),
-    "top_level_string": ('"just text"', "not_object", ""),
-    "missing_messages": ({"conversation": []}, "no_messages", "messages"),
-    "empty_messages": ({"messages": []}, "no_messages", "messages"),
-    "messages_not_list": ({"messages": "hello"}, "no_messages", "messages"),
-    "unknown_role": (msgs(U, {"role": "robot", "content": "beep"}, A_END), "bad_role", "messages[1].role"),
-    "message_not_object": (msgs(U, "assistant: hi"), "bad_role", "messages[1]"),
-    "assistant_neither": (msgs(U, {"role": "assistant", "content": None}), "empty_assistant", "messages[1]"),
-    "assistant_blank": (msgs(U, {"role": "assistant", "content": "  \n"}), "empty_assistant", "messages[1]"),
-    "tool_calls_not_list": (msgs(U, {"role": "assistant", "content": "x", "tool_calls": "get_weather"}),
-                            "bad_tool_call", "messages[1].tool_calls"),
-    "call_without_name": (msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"arguments": {"city": "Oslo"}}}]}, T_RES, A_END),
-        "bad_tool_call", "messages[1].tool_calls[0].function.name"),
-    "call_empty_name": (msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        call("get_weather", {}), call("  ", {})]}, T_RES, T_RES, A_END),
-        "bad_tool_call", "messages[1].tool_calls[1].function.name"),
-    "arguments_invalid_json": (msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        call("get_weather", '{"city": Oslo}')]}, T_RES, A_END),
-        "bad_arguments", "messages[1].tool_calls[0].function.arguments"),
-    "arguments_json_list": (msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        call("get_weather", '["Oslo"]')]}, T_RES, A_END),
-        "bad_arguments", "messages[1].tool_calls[0].function.arguments"),
-    "arguments_number": (msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        call("get_weather", 42)]}, T_RES, A_END),
-        "bad_arguments", "messages[1].tool_calls[0].function.arguments"),
-    "tool_result_no_call": (msgs(U, T_RES, A_END), "orphan_tool_result", "messages[1]"),
-    "tool_result_extra": (msgs(U, A_CALL, T_RES, T_RES, A_END), "orphan_tool_result", "messages[3]"),
-    "ends_on_user": (msgs(U, A_END, {"role": "user", "content": "thanks"}), "nothing_to_learn", "messages[2]"),
-    "ends_on_tool": (msgs(U, A_CALL, T_RES), "nothing_to_learn", "messages[2]"),
-    "tools_bad_json_string": (msgs(U, A_END, tools="[{broken"), "bad_tools", "tools"),
-    "tools_not_list": (msgs(U, A_END, tools={"name": "get_weather"}), "bad_tools", "tools"),
-    "tool_without_name": (msgs(U, A_END, tools=[{"type": "function", "function": {"description": "x"}}]),
-                          "bad_tools", "tools[0]"),
-    "user_content_number": (msgs({"role": "user", "content": 5}, A_END), "bad_content", "messages[0].content"),
-    "tool_content_null": (msgs(U, A_CALL, {"role": "tool", "name": "get_weather", "content": None}, A_END),
-                          "bad_content", "messages[2].content"),
-}
-
-
-@pytest.fixture(params=list(BAD_ROWS))
-def bad_file(request: pytest.FixtureRequest, write_jsonl: WriteJsonl) -> tuple[Path, str, str]:
-    line, kind, field = BAD_ROWS[request.param]
-    return write_jsonl([GOOD, "", line, weather_row()]), kind, field
-
-
-# ---------------------------------------------------------------- one fixture per kind of trouble
-
-def test_skip_drops_bad_row_with_kind_line_field(bad_file: tuple[Path, str, str]) -> None:
-    path, kind, field = bad_file
-    rows, report = read_jsonl(path, "skip")
-    assert [r["_line"] for r in rows] == [1, 4]  # good rows kept, line numbers count the blank line
-    assert rows[0]["messages"] == GOOD["messages"]
-    assert (report.rows_read, report.rows_kept, report.blank_lines) == (3, 2, 1)
-    assert len(report.dropped) == 1
-    d = report.dropped[0]
-    assert (d["line"], d["kind"], d["field"]) == (3, kind, field)
-    assert d["message"]
-    assert report.dropped_by_kind == {kind: 1}
-    summary = report.summary()
-    assert "3 rows read, 2 kept, 1 dropped" in summary and "line 3" in summary and kind in summary
-    assert json.loads(json.dumps(report.to_dict()))["dropped_by_kind"] == {kind: 1}
-
-
-def test_strict_raises_with_file_line_field(bad_file: tuple[Path, str, str]) -> None:
-    path, kind, field = bad_file
-    with pytest.raises(DataError) as err:
-        read_jsonl(path, "strict")
-    e = err.value
-    assert (e.line, e.kind, e.field, e.path) == (3, kind, field, str(path))
-    assert isinstance(e, ValueError)
-    assert f"{path}:3:" in str(e)
-    if field: assert f"{path}:3: {field}: " in str(e)
-
-
-def test_specific_messages(write_jsonl: WriteJsonl) -> None:
-    def message(name: str) -> str:
-        with pytest.raises(DataError) as err:
-            read_jsonl(write_jsonl([BAD_ROWS[name][0]]), "strict")
-        return err.value.message
-    bad_at = BAD_ROWS["invalid_utf8"][0].index(b"\xe9")
-    assert message("invalid_utf8") == f"invalid UTF-8 byte at position {bad_at}"
-    assert "not JSON" in message("not_json")
-    assert "'robot'" in message("unknown_role")
-    assert "no preceding tool call" in message("tool_result_no_call")
-    assert "not valid JSON" in message("arguments_invalid_json")
-    assert "list" in message("arguments_json_list")
-    assert "ends on a tool turn" in message("ends_on_tool")
-
-
-def test_blank_lines_ignored_and_counted(write_jsonl: WriteJsonl) -> None:
-    path = write_jsonl(["", GOOD, "   ", "\t", GOOD, ""])
-    rows, report = read_jsonl(path, "strict")
-    assert [r["_line"] for r in rows] == [2, 5]
-    assert (report.blank_lines, report.rows_read, report.rows_kept, report.dropped) == (4, 2, 2, [])
-
-
-def test_crlf_line_endings(tmp_path: Path) -> None:
-    path = tmp_path / "crlf.jsonl"
-    path.write_bytes((json.dumps(GOOD) + "\r\n\r\n" + json.dumps(weather_row()) + "\r\n").encode())
-    rows, report = read_jsonl(path, "strict")
-    assert [r["_line"] for r in rows] == [1, 3] and report.blank_lines == 1
-
-
-@pytest.mark.parametrize("content", [b"", b"\n\n  \n"])
-def test_empty_file_is_data_error(tmp_path: Path, content: bytes) -> None:
-    path = tmp_path / "empty.jsonl"
-    path.write_bytes(content)
-    for mode in ("skip", "strict"):
-        with pytest.raises(DataError) as err:
-            read_jsonl(path, mode)
-        assert err.value.kind == "empty" and err.value.line == 0
-        assert str(err.value).startswith(f"{path}: ") and "empty" in str(err.value)  # no line: the file as a whole
-
-
-def test_all_rows_invalid_is_data_error(write_jsonl: WriteJsonl) -> None:
-    path = write_jsonl(["nope", "[]", {"messages": []}])
-    with pytest.raises(DataError) as err:
-        read_jsonl(path, "skip")
-    assert err.value.kind == "empty" and "all 3 rows are invalid" in str(err.value)
-
-
-def test_missing_file_and_bad_mode(tmp_path: Path, write_jsonl: WriteJsonl) -> None:
-    with pytest.raises(FileNotFoundError):
-        read_jsonl(tmp_path / "absent.jsonl")
-    with pytest.raises(ValueError, match="mode"):
-        read_jsonl(write_jsonl([GOOD]), "lenient")
-
-
-def test_skip_reports_every_bad_row(write_jsonl: WriteJsonl) -> None:
-    lines = [GOOD] + [BAD_ROWS[k][0] for k in BAD_ROWS]
-    rows, report = read_jsonl(write_jsonl(lines), "skip")
-    assert len(rows) == 1
-    assert [d["line"] for d in report.dropped] == list(range(2, len(lines) + 1))
-    assert [d["kind"] for d in report.dropped] == [BAD_ROWS[k][1] for k in BAD_ROWS]
-
-
-# ---------------------------------------------------------------- normalisation of acceptable variants
-
-def read_one(write_jsonl: WriteJsonl, row: Any) -> tuple[dict, DataReport]:
-    rows, report = read_jsonl(write_jsonl([row]), "strict")
-    assert len(rows) == 1
-    return rows[0], report
-
-
-def test_assistant_null_content_beside_calls_becomes_empty_string(write_jsonl: WriteJsonl) -> None:
-    row = weather_row()
-    row["messages"][2]["content"] = None
-    got, _ = read_one(write_jsonl, row)
-    assert got["messages"][2]["content"] == ""
-    assert got["messages"][2]["tool_calls"][0]["function"]["name"] == "get_weather"
-    row["messages"][2].pop("content")  # no content key at all: same
-    assert read_one(write_jsonl, row)[0]["messages"][2]["content"] == ""
-
-
-def test_arguments_json_string_normalised_to_dict(write_jsonl: WriteJsonl) -> None:
-    row = weather_row()
-    row["messages"][2]["tool_calls"] = [call("get_weather", '{"city": "Oslo", "days": [1, 2]}')]
-    got, _ = read_one(write_jsonl, row)
-    assert got["messages"][2]["tool_calls"] == [call("get_weather", {"city": "Oslo", "days": [1, 2]})]
-
-
-@pytest.mark.parametrize("args", [None, ""])
-def test_missing_arguments_become_empty_dict(args: Any) -> None:
-    row = weather_row()
-    row["messages"][2]["tool_calls"] = [call("get_weather", args)]
-    assert normalize_row(row)[0]["messages"][2]["tool_calls"][0]["function"]["arguments"] == {}
-
-
-def test_flat_tool_call_and_id_normalised() -> None:
-    row = weather_row()
-    row["messages"][2]["tool_calls"] = [{"id": 7, "name": "get_weather", "arguments": {"city": "Oslo"}}]
-    got = normalize_row(row)[0]["messages"][2]["tool_calls"][0]
-    assert got == {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}, "id": "7"}
-
-
-def test_tools_as_json_string(write_jsonl: WriteJsonl) -> None:
-    got, _ = read_one(write_jsonl, weather_row(tools=json.dumps([WEATHER])))
-    assert got["tools"] == [WEATHER]
-
-
-def test_flat_tool_is_wrapped() -> None:
-    got = normalize_row(weather_row(tools=[WEATHER["function"]]))[0]
-    assert got["tools"] == [WEATHER]
-
-
-def test_tools_empty_list_and_absent(write_jsonl: WriteJsonl) -> None:
-    assert read_one(write_jsonl, weather_row(tools=[]))[0]["tools"] == []
-    no_tools = weather_row()
-    del no_tools["tools"]
-    got, report = read_one(write_jsonl, no_tools)
-    assert got["tools"] == [] and report.warnings == []  # no tools declared: nothing to check calls against
-
-
-def test_call_to_unknown_tool_warns_and_keeps_row(write_jsonl: WriteJsonl) -> None:
-    row = weather_row(tools=[TIME])
-    path = write_jsonl([GOOD, row])
-    rows, report = read_jsonl(path, "strict")
-    assert len(rows) == 2 and report.dropped == []
-    assert len(report.warnings) == 1
-    w = report.warnings[0]
-    assert w["line"] == 2
-    assert "messages[2].tool_calls[0].function.name" in w["message"] and "'get_weather'" in w["message"]
-    assert "1 warnings" in report.summary()
-
-
-def test_tool_result_name_filled_and_content_serialised() -> None:
-    row = weather_row()
-    row["messages"][3] = {"role": "tool", "tool_call_id": 3, "content": {"temp_c": 4}}
-    got = normalize_row(row)[0]["messages"][3]
-    assert got == {"role": "tool", "name": "get_weather", "content": '{"temp_c": 4}', "tool_call_id": "3"}
-
-
-def test_text_content_parts_joined() -> None:
-    row = msgs({"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]}, A_END)
-    assert normalize_row(row)[0]["messages"][0]["content"] == "Hello"
-
-
-def test_normalize_row_raises_row_error() -> None:
-    with pytest.raises(RowError) as err:
-        normalize_row(BAD_ROWS["unknown_role"][0])
-    assert (err.value.field, err.value.kind) == ("messages[1].role", "bad_role")
-
-
-# ---------------------------------------------------------------- template choice
-
-def test_choose_template_picks_hermes_for_smollm2(smol_tok: Any) -> None:
-    caps = template_capabilities(smol_tok)
-    assert caps["tools"] is False and caps["tool_calls"] is False  # SmolLM2's own template ignores both
-    choice = choose_template(smol_tok)
-    assert choice.template == HERMES_TEMPLATE and choice.native is False
-    assert "tools" in choice.reason and "tool_calls" in choice.reason
-    assert choice.capabilities == caps
-
-
-def test_hermes_template_has_all_capabilities(smol_tok: Any) -> None:
-    assert template_capabilities(smol_tok, HERMES_TEMPLATE) == {"tools": True, "tool_calls": True, "tool_role": True}
-
-
-def test_choose_template_forced(smol_tok: Any) -> None:
-    native = choose_template(smol_tok, "native")
-    assert native.native is True and native.template == smol_tok.chat_template
-    hermes = choose_template(smol_tok, "hermes")
-    assert hermes.template == HERMES_TEMPLATE and hermes.reason == "forced hermes"
-    with pytest.raises(ValueError, match="prefer"):
-        choose_template(smol_tok, "chatml")
-
-
-def test_choose_template_native_without_template(smol_tok: Any) -> None:
-    tok = copy.deepcopy(smol_tok)
-    tok.chat_template = None
-    with pytest.raises(ValueError, match="no chat template"):
-        choose_template(tok, "native")
-    assert choose_template(tok).template == HERMES_TEMPLATE
-
-
-def test_template_that_raises_has_no_capabilities(smol_tok: Any) -> None:
-    broken = "{{ raise_exception('no') }}"
-    assert template_capabilities(smol_tok, broken) == {"tools": False, "tool_calls": False, "tool_role": False}
-
-
-# ---------------------------------------------------------------- rendering and masking
-
 CALL_TEXT = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>'
-TIME_CALL_TEXT = '<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call><|im_end|>'
 
 
 def supervised(tok: Any, row: dict, assistant_only: bool = True) -> tuple[str, list[str]]:
@@ -344,6 +62,214 @@ def supervised(tok: Any, row: dict, assistant_only: bool = True) -> tuple[str, l
     assert len(ex["input_ids"]) == len(ex["assistant_masks"])
     assert set(ex["assistant_masks"]) <= {0, 1}
     return rendered.text, supervised_text(tok, ex["input_ids"], ex["assistant_masks"])
+
+
+TIME = {"type": "function", "function": {
+    "name": "get_time", "description": "Local time in a time zone (desc-tt5).",
+    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
+
+
+def msgs(*m: dict, tools: Any = None) -> dict:
+    row: dict = {"messages": list(m)}
+    if tools is not None: row["tools"] = tools
+    return row
+
+
+TIME_CALL_TEXT = '<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call><|im_end|>'
+
+
+U = {"role": "user", "content": "Weather?"}
+
+
+A_END = {"role": "assistant", "content": "4 degrees."}
+
+
+GOOD = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+
+
+A_CALL = {"role": "assistant", "content": "", "tool_calls": [call("get_weather", {"city": "Oslo"})]}
+
+
+T_RES = {"role": "tool", "name": "get_weather", "content": "4C"}
+
+
+CROSS_ROWS = {
+    "one_call": weather_row(),
+    "no_tools": GOOD,
+    "content_and_call": msgs(U, {"role": "assistant", "content": "Checking.", "tool_calls": [
+        call("get_weather", {"city": "Oslo"})]}, T_RES, A_END, tools=[WEATHER]),
+    "parallel": msgs(U, {"role": "assistant", "content": "", "tool_calls": [
+        call("get_weather", {"city": "Oslo"}), call("get_time", {"tz": "CET"})]},
+        {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
+        A_END, tools=[WEATHER, TIME]),
+    "multi_round": msgs(U, A_CALL, T_RES, A_END, {"role": "user", "content": "More?"},
+                        {"role": "assistant", "content": "No more."}, tools=[WEATHER]),
+    "trailing_whitespace": msgs(U, {"role": "assistant", "content": "Spaces after   "}, {"role": "user", "content": "x"},
+                                {"role": "assistant", "content": "Newline after\n"}),
+    "leading_newlines": msgs(U, {"role": "assistant", "content": "\n\nStarts with newlines"}),
+    "unicode": msgs({"role": "user", "content": "Température à Zürich ?"},
+                    {"role": "assistant", "content": "Il fait 4 °C — nuageux 🌥."}),
+}
+
+
+WriteJsonl = Callable[..., Path]
+
+
+def _lengths(tok: Any, rows: list[dict]) -> list[int]:
+    return [len(tokenize_row(tok, render_row(tok, r, HERMES_TEMPLATE))["input_ids"]) for r in rows]
+
+
+@pytest.fixture
+def mixed_file(write_jsonl: WriteJsonl) -> Path:
+    long = msgs({"role": "user", "content": "Tell me a long story. " * 150}, {"role": "assistant", "content": "Once."})
+    return write_jsonl([GOOD, weather_row(), long, "not json", CROSS_ROWS["parallel"]])
+
+
+TEMPLATES = Path(__file__).resolve().parent / "fixtures" / "templates"
+
+
+QWEN_TEMPLATE = (TEMPLATES / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
+
+
+DEEPSEEK_TEMPLATE = (TEMPLATES / "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja").read_text(encoding="utf-8")
+
+
+BOS_DS, EOS_DS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+
+
+DEEPSEEK_TOKENS = [BOS_DS, EOS_DS, "<｜User｜>", "<｜Assistant｜>", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
+                   "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜tool▁outputs▁begin｜>",
+                   "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<think>", "</think>"]
+
+
+QWEN_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+
+
+CALL_JSON = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+
+
+def call_families(name: str, args: Any) -> dict:
+    return {"type": "function", "function": {"name": name, "arguments": args}}
+
+
+def weather_row_families(answer: str = ANSWER) -> dict:
+    return {"messages": [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": USER},
+        {"role": "assistant", "content": "", "tool_calls": [call_families("get_weather", {"city": "Oslo"})]},
+        {"role": "tool", "name": "get_weather", "content": TOOL_RESULT},
+        {"role": "assistant", "content": answer}], "tools": [WEATHER]}
+
+
+def make_family(base: Any, family: str) -> Any:
+    "A copy of the SmolLM2 tokenizer dressed as `family`: template, special tokens, eos/pad as shipped, then fixed."
+    tok = copy.deepcopy(base)
+    if family == "qwen2.5":
+        tok.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
+        tok.chat_template = QWEN_TEMPLATE
+        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"  # as Qwen2.5's base config; fix_tokenizer corrects it
+    elif family == "deepseek-r1":
+        tok.add_special_tokens({"additional_special_tokens": DEEPSEEK_TOKENS})
+        tok.chat_template = DEEPSEEK_TEMPLATE
+        tok.bos_token = BOS_DS
+        tok.eos_token, tok.pad_token = EOS_DS, EOS_DS  # as the distill's tokenizer_config.json: pad == eos
+    return fix_tokenizer(tok)
+
+
+# family → (kind of template chosen, arguments_as, end-of-turn token)
+FAMILIES = {
+    "smollm2": ("hermes", "object", "<|im_end|>"),
+    "qwen2.5": ("native", "object", "<|im_end|>"),
+    "deepseek-r1": ("hermes-deepseek", "object", EOS_DS),
+}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: Any, smol_tok: Any) -> tuple[str, Any]:
+    return request.param, make_family(smol_tok, request.param)
+
+
+def supervised_families(tok: Any, row: dict, choice: Any) -> tuple[str, list[str], dict]:
+    norm, _ = normalize_row(row)
+    rendered = render_row(tok, norm, choice)
+    ex = tokenize_row(tok, rendered)
+    return rendered.text, supervised_text(tok, ex["input_ids"], ex["assistant_masks"]), ex
+
+
+WriteJsonl_length = Callable[..., Path]
+
+
+WEATHER_length = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+def call_length(name: str, args: dict) -> dict:
+    return {"type": "function", "function": {"name": name, "arguments": args}}
+
+
+def long_conversation(tail_words: int = 400) -> dict:
+    "A call, its answer, then a long follow-up: assistant turns at messages 1, 3 and 5."
+    return {"messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "", "tool_calls": [call_length("get_weather", {"city": "Oslo"})]},
+        {"role": "tool", "name": "get_weather", "content": '{"temp_c": 4}'},
+        {"role": "assistant", "content": "It is 4 °C in Oslo."},
+        {"role": "user", "content": "Tell me more. " + "weather " * tail_words},
+        {"role": "assistant", "content": "Cold and grey, " + "really " * tail_words + "grey."}], "tools": [WEATHER_length]}
+
+
+def prefix_examples(tok: Any, row: dict) -> dict[int, dict]:
+    "message index of each assistant turn → tokenized render of the conversation up to it."
+    choice = choose_template(tok)
+    norm, _ = normalize_row(row)
+    return {i: tokenize_row(tok, render_row(tok, {**norm, "messages": norm["messages"][:i + 1]}, choice))
+            for i, m in enumerate(norm["messages"]) if m["role"] == "assistant"}
+
+
+@pytest.fixture
+def sizes(smol_tok: Any) -> dict[int, int]:
+    return {i: len(ex["input_ids"]) for i, ex in prefix_examples(smol_tok, long_conversation()).items()}
+
+
+CALL_TEXT_length = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call><|im_end|>'
+
+
+WriteJsonl_report = Callable[..., Path]
+
+
+def tool(name: str) -> dict:
+    return {"type": "function", "function": {"name": name, "description": f"{name} (desc).",
+                                             "parameters": {"type": "object", "properties": {}}}}
+
+
+def call_report(name: str, args: dict | None = None) -> dict:
+    return {"type": "function", "function": {"name": name, "arguments": args or {}}}
+
+
+U_report = {"role": "user", "content": "Question?"}
+
+
+ONE_CALL = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather", {"city": "Oslo"})]},
+                         {"role": "tool", "name": "get_weather", "content": "4C"},
+                         {"role": "assistant", "content": "4 °C."}], "tools": [tool("get_weather"), tool("get_time")]}
+
+
+PARALLEL = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather"), call_report("get_time")]},
+                         {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
+                         {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather")]},
+                         {"role": "tool", "name": "get_weather", "content": "5C"},
+                         {"role": "assistant", "content": "Done."}], "tools": [tool("get_weather"), tool("get_time")]}
+
+
+UNDEFINED = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("search_web")]},
+                          {"role": "tool", "content": "x"}, {"role": "assistant", "content": "Found."}]}
+
+
+PLAIN = {"messages": [U_report, {"role": "assistant", "content": "Plain answer."}], "tools": [tool("send_email")]}
+
+
+def norm(row: dict) -> dict:
+    return normalize_row(row)[0]
 
 
 def test_supervised_text_is_exactly_call_and_answer(smol_tok: Any) -> None:
@@ -430,27 +356,6 @@ def test_render_row_rejects_prefix_unstable_template(smol_tok: Any) -> None:
         render_row(smol_tok, norm, unstable)
 
 
-# ---------------------------------------------------------------- cross-check with transformers' generation mask
-
-CROSS_ROWS = {
-    "one_call": weather_row(),
-    "no_tools": GOOD,
-    "content_and_call": msgs(U, {"role": "assistant", "content": "Checking.", "tool_calls": [
-        call("get_weather", {"city": "Oslo"})]}, T_RES, A_END, tools=[WEATHER]),
-    "parallel": msgs(U, {"role": "assistant", "content": "", "tool_calls": [
-        call("get_weather", {"city": "Oslo"}), call("get_time", {"tz": "CET"})]},
-        {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
-        A_END, tools=[WEATHER, TIME]),
-    "multi_round": msgs(U, A_CALL, T_RES, A_END, {"role": "user", "content": "More?"},
-                        {"role": "assistant", "content": "No more."}, tools=[WEATHER]),
-    "trailing_whitespace": msgs(U, {"role": "assistant", "content": "Spaces after   "}, {"role": "user", "content": "x"},
-                                {"role": "assistant", "content": "Newline after\n"}),
-    "leading_newlines": msgs(U, {"role": "assistant", "content": "\n\nStarts with newlines"}),
-    "unicode": msgs({"role": "user", "content": "Température à Zürich ?"},
-                    {"role": "assistant", "content": "Il fait 4 °C — nuageux 🌥."}),
-}
-
-
 @pytest.mark.parametrize("name", list(CROSS_ROWS))
 def test_prefix_diff_mask_equals_generation_mask(smol_tok: Any, name: str) -> None:
     norm, _ = normalize_row(CROSS_ROWS[name])
@@ -463,8 +368,6 @@ def test_prefix_diff_mask_equals_generation_mask(smol_tok: Any, name: str) -> No
     assert diff == []
     assert sum(ex["assistant_masks"]) > 0
 
-
-# ---------------------------------------------------------------- round trip through save_pretrained
 
 def test_saved_template_renders_identically(smol_tok: Any, tmp_path: Path) -> None:
     from transformers import AutoTokenizer
@@ -484,18 +387,6 @@ def test_saved_template_renders_identically(smol_tok: Any, tmp_path: Path) -> No
         assert tokenize_row(reloaded, got) == tokenize_row(smol_tok, want)
     # and choose_template now accepts the tokenizer's own template
     assert choose_template(reloaded).native is True
-
-
-# ---------------------------------------------------------------- build_dataset and token statistics
-
-def _lengths(tok: Any, rows: list[dict]) -> list[int]:
-    return [len(tokenize_row(tok, render_row(tok, r, HERMES_TEMPLATE))["input_ids"]) for r in rows]
-
-
-@pytest.fixture
-def mixed_file(write_jsonl: WriteJsonl) -> Path:
-    long = msgs({"role": "user", "content": "Tell me a long story. " * 150}, {"role": "assistant", "content": "Once."})
-    return write_jsonl([GOOD, weather_row(), long, "not json", CROSS_ROWS["parallel"]])
 
 
 def test_build_dataset_drops_too_long(smol_tok: Any, mixed_file: Path) -> None:
@@ -565,18 +456,8 @@ def test_load_training_data_end_to_end(smol_tok: Any, mixed_file: Path) -> None:
         load_training_data(mixed_file, smol_tok, mode="strict")
 
 
-# ---------------------------------------------------------------- templates of other shapes
-
-def test_probe_accepts_arguments_in_any_json_layout(smol_tok: Any) -> None:
-    pretty = ("{% for m in messages %}{{ m.role }}: {{ m.content }}{% for c in m.tool_calls or [] %}"
-              "CALL {{ c.function.name }} {{ c.function.arguments | tojson(indent=2) }}{% endfor %}<end>\n{% endfor %}")
-    from forge_nb.data import probe_template
-    p = probe_template(smol_tok, pretty)
-    assert p.capabilities["tool_calls"] and (p.arguments_as, p.null_content, p.end_of_turn) == ("object", False, "<end>")
-
-
 def test_template_that_fails_on_a_row_drops_it(smol_tok: Any, write_jsonl: WriteJsonl) -> None:
-    from forge_nb.data import TemplateChoice
+    from forge_nb.chat_templates import TemplateChoice
     picky = ("{% for m in messages %}{% if 'boom' in m.content %}{{ raise_exception('cannot render boom') }}{% endif %}"
              "{{ m.role }}: {{ m.content }}\n{% endfor %}")
     boom = msgs(U, {"role": "assistant", "content": "boom"})
@@ -589,8 +470,395 @@ def test_template_that_fails_on_a_row_drops_it(smol_tok: Any, write_jsonl: Write
     assert err.value.kind == "render_error"
 
 
-def test_template_choice_rejects_unknown_argument_form() -> None:
-    from forge_nb.data import TemplateChoice
-    with pytest.raises(ValueError, match="arguments_as"):
-        TemplateChoice("x", True, "test", arguments_as="dict")
-    assert TemplateChoice("x", False, "test").kind == "hermes"
+def test_supervised_text_is_exactly_call_and_answer_families(family: tuple[str, Any]) -> None:
+    name, tok = family
+    eot = FAMILIES[name][2]
+    text, parts, _ = supervised_families(tok, weather_row_families(), choose_template(tok))
+    assert parts == [CALL_JSON + eot, ANSWER + eot]
+    for prompt in (SYSTEM, USER, TOOL_RESULT, "desc-mk2", '"parameters"', "<tools>", "<tool_response>"):
+        assert prompt in text, prompt
+        assert not any(prompt in p for p in parts), prompt
+    assert sum(p.count(eot) for p in parts) == 2  # one end-of-turn token per assistant turn, each supervised
+
+
+def test_turn_headers_are_not_supervised(family: tuple[str, Any]) -> None:
+    name, tok = family
+    _, parts, _ = supervised_families(tok, weather_row_families(), choose_template(tok))
+    for header in ("<|im_start|>", "assistant\n", "<｜Assistant｜>", "<｜User｜>", BOS_DS):
+        assert not any(header in p for p in parts), header
+
+
+def test_qwen_wraps_tool_results_itself_once(smol_tok: Any) -> None:
+    tok = make_family(smol_tok, "qwen2.5")
+    text, _, _ = supervised_families(tok, weather_row_families(), choose_template(tok))
+    assert text.count("<tool_response>") == 1 and text.count("</tool_response>") == 1
+    assert f"<|im_start|>user\n<tool_response>\n{TOOL_RESULT}\n</tool_response><|im_end|>\n" in text
+    # the row itself holds the raw result: nothing of ours is added before rendering
+    norm, _ = normalize_row(weather_row_families())
+    assert norm["messages"][3]["content"] == TOOL_RESULT
+    assert template_messages(norm["messages"], "object", False)[3]["content"] == TOOL_RESULT
+
+
+def test_parallel_calls_and_multi_round(family: tuple[str, Any]) -> None:
+    name, tok = family
+    eot = FAMILIES[name][2]
+    time_call = '<tool_call>\n{"name": "get_time", "arguments": {"tz": "CET"}}\n</tool_call>'
+    row = {"messages": [
+        {"role": "user", "content": "Weather and time?"},
+        {"role": "assistant", "content": "", "tool_calls": [call_families("get_weather", {"city": "Oslo"}), call_families("get_time", {"tz": "CET"})]},
+        {"role": "tool", "name": "get_weather", "content": "4C-aa1"},
+        {"role": "tool", "name": "get_time", "content": "12:00-bb2"},
+        {"role": "assistant", "content": "4 degrees at noon."},
+        {"role": "user", "content": "Thanks-cc3"},
+        {"role": "assistant", "content": "You are welcome."}], "tools": [WEATHER]}
+    text, parts, _ = supervised_families(tok, row, choose_template(tok))
+    assert parts == [CALL_JSON + "\n" + time_call + eot, "4 degrees at noon." + eot, "You are welcome." + eot]
+    for prompt in ("4C-aa1", "12:00-bb2", "Thanks-cc3", "Weather and time?"):
+        assert prompt in text and not any(prompt in p for p in parts)
+
+
+def test_deepseek_reasoning_is_not_supervised(smol_tok: Any) -> None:
+    tok = make_family(smol_tok, "deepseek-r1")
+    for choice in (choose_template(tok), choose_template(tok, "native")):
+        row = {"messages": [{"role": "user", "content": USER},
+                            {"role": "assistant", "content": "<think>\nweigh-options-qq7\n</think>\n\n" + ANSWER}]}
+        text, parts, _ = supervised_families(tok, row, choice)
+        assert "weigh-options-qq7" not in text and "<think>" not in text, choice.kind
+        assert parts == ["\n\n" + ANSWER + EOS_DS], choice.kind
+
+
+def test_hermes_deepseek_mask_equals_generation_mask(smol_tok: Any) -> None:
+    "The prefix-diff mask agrees with transformers' own {% generation %} mask on the Hermes-DeepSeek template."
+    tok = make_family(smol_tok, "deepseek-r1")
+    rows = [weather_row_families(), weather_row_families("<think>\nhmm\n</think>\n\n" + ANSWER),
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "\n\nHello "},
+                          {"role": "user", "content": "Again"}, {"role": "assistant", "content": "Hello again."}]}]
+    for row in rows:
+        norm, _ = normalize_row(row)
+        ex = tokenize_row(tok, render_row(tok, norm, HERMES_DEEPSEEK_TEMPLATE))
+        hf = tok.apply_chat_template(norm["messages"], tools=norm["tools"] or None, chat_template=HERMES_DEEPSEEK_TEMPLATE,
+                                     tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        assert list(hf["input_ids"]) == ex["input_ids"]
+        assert list(hf["assistant_masks"]) == ex["assistant_masks"]
+
+
+def test_deepseek_native_renders_string_arguments(smol_tok: Any) -> None:
+    tok = make_family(smol_tok, "deepseek-r1")
+    choice = choose_template(tok, "native")
+    assert (choice.native, choice.arguments_as, choice.null_content) == (True, "string", True)
+    text, parts, _ = supervised_families(tok, weather_row_families(), choice)
+    call_text = ('<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n'
+                 '{"city": "Oslo"}\n```<｜tool▁call▁end｜>')
+    assert parts == [call_text, ANSWER + EOS_DS]  # DeepSeek's template leaves a one-call turn unclosed
+    assert "{'city'" not in text  # not a Python repr
+    for prompt in (SYSTEM, USER, TOOL_RESULT, "<｜tool▁outputs▁end｜>"):
+        assert prompt in text and not any(prompt in p for p in parts)
+
+
+def test_deepseek_generation_prompt_does_not_eat_the_reply(smol_tok: Any) -> None:
+    "Its generation prompt ends with '<think>\\n', which the finished turn does not have: the reply starts after <｜Assistant｜>."
+    tok = make_family(smol_tok, "deepseek-r1")
+    row = {"messages": [{"role": "user", "content": "How many?"}, {"role": "assistant", "content": "< 5 items"}]}
+    _, parts, _ = supervised_families(tok, row, choose_template(tok, "native"))
+    assert parts == ["< 5 items" + EOS_DS]
+
+
+def test_deepseek_native_drops_calls_beside_text_so_row_is_dropped(smol_tok: Any, write_jsonl: Any) -> None:
+    tok = make_family(smol_tok, "deepseek-r1")
+    row = weather_row_families()
+    row["messages"][2]["content"] = "Let me check."  # DeepSeek's template shows calls only beside null content
+    rows, report = read_jsonl(write_jsonl([weather_row_families(), row]))
+    ds = build_dataset(rows, tok, choose_template(tok, "native"), 4096, report)
+    assert len(ds) == 1 and report.dropped_by_kind == {"render_error": 1}
+    assert report.dropped[0]["line"] == 2 and "drops the tool call 'get_weather'" in report.dropped[0]["message"]
+
+
+def test_saved_template_renders_identically_families(family: tuple[str, Any], tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    name, tok = family
+    tok = copy.deepcopy(tok)
+    choice = choose_template(tok)
+    tok.chat_template = choice.template
+    tok.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded.chat_template == choice.template
+    assert (reloaded.eos_token, reloaded.pad_token) == (tok.eos_token, tok.pad_token)
+    again = choose_template(reloaded)
+    assert again.native and again.arguments_as == choice.arguments_as  # the saved template is now the tokenizer's own
+    rows = [weather_row_families(), weather_row_families("<think>\nx\n</think>\n\nFine."),
+            {"messages": [{"role": "user", "content": "Température à Zürich ?"}, {"role": "assistant", "content": "4 °C 🌥."}]}]
+    for row in rows:
+        norm, _ = normalize_row(row)
+        want, got = render_row(tok, norm, choice), render_row(reloaded, norm, again)
+        assert got.text.encode("utf-8") == want.text.encode("utf-8")
+        assert got.spans == want.spans
+        assert tokenize_row(reloaded, got) == tokenize_row(tok, want)
+
+
+def test_rows_keep_dict_arguments(smol_tok: Any) -> None:
+    "Converting arguments for a template happens at render time only."
+    tok = make_family(smol_tok, "deepseek-r1")
+    norm, _ = normalize_row(weather_row_families())
+    render_row(tok, norm, choose_template(tok, "native"))
+    assert norm["messages"][2]["tool_calls"][0]["function"]["arguments"] == {"city": "Oslo"}
+    assert norm["messages"][2]["content"] == ""
+    converted = template_messages(norm["messages"], "string", True)[2]
+    assert converted["content"] is None
+    assert json.loads(converted["tool_calls"][0]["function"]["arguments"]) == {"city": "Oslo"}
+    assert template_messages([{"role": "assistant", "content": "", "tool_calls": [call_families("f", {"s": "Zürich"})]}],
+                             "string")[0]["tool_calls"][0]["function"]["arguments"] == '{"s": "Zürich"}'
+
+
+def test_truncated_sample_ends_with_the_family_end_of_turn(family: tuple[str, Any], write_jsonl: Any) -> None:
+    name, tok = family
+    eot = FAMILIES[name][2]
+    row = weather_row_families()
+    row["messages"] += [{"role": "user", "content": "And the week? " + "please " * 300},
+                        {"role": "assistant", "content": "Cold all week. " * 100}]
+    choice = choose_template(tok)
+    norm, _ = normalize_row(row)
+    first = {**norm, "messages": norm["messages"][:5]}
+    want = tokenize_row(tok, render_row(tok, first, choice))
+    rows, report = read_jsonl(write_jsonl([row]))
+    ds = build_dataset(rows, tok, choice, len(want["input_ids"]), report)
+    assert ds[0]["input_ids"] == want["input_ids"] and report.truncated[0]["kept_messages"] == 5
+    parts = supervised_text(tok, ds[0]["input_ids"], ds[0]["assistant_masks"])
+    assert parts == [CALL_JSON + eot, ANSWER + eot]
+
+
+def test_first_turn_assistant_default_system_prompt_not_supervised(smol_tok: Any) -> None:
+    "Qwen writes a default system prompt even before a first assistant turn; it is prompt, not reply."
+    tok = make_family(smol_tok, "qwen2.5")
+    row = {"messages": [{"role": "assistant", "content": "Hello, how can I help?"}, {"role": "user", "content": "Hi"},
+                        {"role": "assistant", "content": "Hi again."}]}
+    text, parts, _ = supervised_families(tok, row, choose_template(tok))
+    assert "You are Qwen, created by Alibaba Cloud." in text
+    assert parts == ["Hello, how can I help?<|im_end|>", "Hi again.<|im_end|>"]
+
+
+def test_default_policy_is_truncate() -> None:
+    assert LENGTH_POLICIES == ("truncate", "drop")
+    assert TrainingConfig().length_policy == "truncate"
+    assert TrainingConfig(length_policy="drop").length_policy == "drop"
+    with pytest.raises(ValueError, match="length_policy='cut'"):
+        TrainingConfig(length_policy="cut")
+
+
+def test_truncate_keeps_exact_tokens_of_whole_turns(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    path = write_jsonl([long_conversation()])
+    full = sizes[5]
+    assert sizes[1] < sizes[3] < full
+    want = prefix_examples(smol_tok, long_conversation())
+    for limit, kept_turn in ((full, 5), (full - 1, 3), (sizes[3], 3), (sizes[3] - 1, 1), (sizes[1], 1)):
+        ds, report, _ = load_training_data(path, smol_tok, max_seq_length=limit)
+        assert len(ds) == 1, limit
+        assert ds[0]["input_ids"] == want[kept_turn]["input_ids"], limit
+        assert ds[0]["assistant_masks"] == want[kept_turn]["assistant_masks"], limit
+        assert len(ds[0]["input_ids"]) <= limit
+        tl = report.token_stats["too_long"]
+        if kept_turn == 5:
+            assert tl == {"rows_dropped": 0, "rows_truncated": 0, "tokens_removed": 0, "max_excess": 0} and not report.truncated
+        else:
+            assert tl == {"rows_dropped": 0, "rows_truncated": 1, "tokens_removed": full - sizes[kept_turn], "max_excess": full - limit}
+            assert report.truncated == [{"line": 1, "tokens": full, "kept_tokens": sizes[kept_turn], "messages": 6,
+                                         "kept_messages": kept_turn + 1}]
+
+
+def test_truncated_row_ends_with_an_assistant_turn_and_keeps_the_call(smol_tok: Any, write_jsonl: WriteJsonl_length,
+                                                                      sizes: dict[int, int]) -> None:
+    ds, _, _ = load_training_data(write_jsonl([long_conversation()]), smol_tok, max_seq_length=sizes[5] - 1)
+    ids, mask = ds[0]["input_ids"], ds[0]["assistant_masks"]
+    text = smol_tok.decode(ids)
+    assert text.endswith("<|im_start|>assistant\nIt is 4 °C in Oslo.<|im_end|>\n")
+    assert "Tell me more" not in text
+    assert supervised_text(smol_tok, ids, mask) == [CALL_TEXT_length, "It is 4 °C in Oslo.<|im_end|>"]
+    # cut before the answer: the sample is the call turn, with its end-of-turn token
+    ds, _, _ = load_training_data(write_jsonl([long_conversation()], "b.jsonl"), smol_tok, max_seq_length=sizes[3] - 1)
+    assert smol_tok.decode(ds[0]["input_ids"]).endswith("</tool_call><|im_end|>\n")
+    assert supervised_text(smol_tok, ds[0]["input_ids"], ds[0]["assistant_masks"]) == [CALL_TEXT_length]
+
+
+def test_first_turn_too_long_is_dropped(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    rows, report = read_jsonl(write_jsonl([good, long_conversation()]))
+    ds = build_dataset(rows, smol_tok, choose_template(smol_tok), sizes[1] - 1, report)
+    assert len(ds) == 1
+    assert report.dropped_by_kind == {"too_long": 1}
+    d = report.dropped[0]
+    assert d["line"] == 2 and f"{sizes[5]} tokens > max_seq_length={sizes[1] - 1}" in d["message"]
+    assert "first assistant turn" in d["message"]
+    assert report.token_stats["too_long"] == {"rows_dropped": 1, "rows_truncated": 0, "tokens_removed": sizes[5],
+                                              "max_excess": sizes[5] - sizes[1] + 1}
+
+
+def test_drop_policy_drops_what_truncate_would_cut(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    good = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    path = write_jsonl([good, long_conversation(), long_conversation(), "not json"])
+    limit = sizes[3]
+    ds, report, _ = load_training_data(path, smol_tok, max_seq_length=limit, length_policy="drop")
+    assert len(ds) == 1 and report.dropped_by_kind == {"too_long": 2, "not_json": 1}
+    assert report.token_stats["length_policy"] == "drop"
+    assert report.token_stats["too_long"] == {"rows_dropped": 2, "rows_truncated": 0, "tokens_removed": 2 * sizes[5],
+                                              "max_excess": sizes[5] - limit}
+    ds, report, _ = load_training_data(path, smol_tok, max_seq_length=limit)
+    assert len(ds) == 3 and report.dropped_by_kind == {"not_json": 1}
+    assert report.token_stats["too_long"] == {"rows_dropped": 0, "rows_truncated": 2,
+                                              "tokens_removed": 2 * (sizes[5] - sizes[3]), "max_excess": sizes[5] - limit}
+    assert [t["line"] for t in report.truncated] == [2, 3]
+    assert report.token_stats["tokens"]["max"] == sizes[5]  # lengths before the policy
+    assert report.token_stats["total_tokens_kept"] == sum(len(x) for x in ds["input_ids"])
+
+
+def test_strict_mode(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    path = write_jsonl([long_conversation()])
+    ds, _, _ = load_training_data(path, smol_tok, max_seq_length=sizes[3], mode="strict")  # truncating is no error
+    assert len(ds) == 1
+    with pytest.raises(DataError) as err:
+        load_training_data(path, smol_tok, max_seq_length=sizes[3], mode="strict", length_policy="drop")
+    assert err.value.kind == "too_long" and err.value.line == 1
+    with pytest.raises(DataError) as err:
+        load_training_data(path, smol_tok, max_seq_length=sizes[1] - 1, mode="strict")
+    assert err.value.kind == "too_long"
+
+
+def test_tool_stats_count_what_is_trained(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    row = long_conversation()
+    row["messages"][5] = {"role": "assistant", "content": "", "tool_calls": [call_length("get_weather", {"city": "Bergen " * 400})]}
+    row["messages"].append({"role": "tool", "name": "get_weather", "content": "5C"})
+    row["messages"].append({"role": "assistant", "content": "5 °C."})
+    path = write_jsonl([row])
+    _, report, _ = load_training_data(path, smol_tok, max_seq_length=100_000)
+    assert report.tool_stats["total_calls"] == 2
+    _, report, _ = load_training_data(path, smol_tok, max_seq_length=sizes[3])
+    assert report.truncated[0]["kept_messages"] == 4 and report.tool_stats["total_calls"] == 1
+
+
+def test_max_seq_length_is_the_only_limit(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    "No library default truncates: a tokenizer whose model_max_length is tiny still yields whole rows."
+    tok = copy.deepcopy(smol_tok)
+    tok.model_max_length = 16
+    ds, report, _ = load_training_data(write_jsonl([long_conversation()]), tok, max_seq_length=sizes[5])
+    assert len(ds[0]["input_ids"]) == sizes[5] and not report.truncated
+
+
+def test_truncate_row_returns_none_when_nothing_fits(smol_tok: Any) -> None:
+    norm, _ = normalize_row(long_conversation())
+    rendered = render_row(smol_tok, norm, choose_template(smol_tok))
+    assert truncate_row(smol_tok, rendered, 5) is None
+    assert [i for i, _ in rendered.turns] == [1, 3, 5]
+    assert rendered.turns[-1][1] == len(rendered.text)
+
+
+@pytest.mark.parametrize("kw, match", [({"max_seq_length": 0}, "max_seq_length=0"),
+                                       ({"max_seq_length": 2.5}, "max_seq_length=2.5"),
+                                       ({"length_policy": "cut"}, "length_policy='cut'")])
+def test_bad_limits(smol_tok: Any, write_jsonl: WriteJsonl_length, kw: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_training_data(write_jsonl([long_conversation()]), smol_tok, **kw)
+
+
+def test_engine_call_signature_still_works(smol_tok: Any, write_jsonl: WriteJsonl_length, sizes: dict[int, int]) -> None:
+    "The engine calls load_training_data(path, tok, max_seq_length, on_bad_rows, assistant_only): truncate by default."
+    ds, report, choice = load_training_data(write_jsonl([long_conversation()]), smol_tok, sizes[5] - 1, "skip", True)
+    assert len(ds) == 1 and report.token_stats["length_policy"] == "truncate" and report.truncated
+    json.dumps(report.to_dict())
+
+
+def test_nothing_fits_says_why_and_what_to_change(smol_tok, write_jsonl):
+    "Every row over max_seq_length: the error names the reason and the setting, not a Python dict or line 0."
+    from samples import ANSWER, USER
+
+    from forge_nb.data import load_training_data
+    from forge_nb.rows import DataError
+    path = write_jsonl([{"messages": [{"role": "user", "content": USER * 20}, {"role": "assistant", "content": ANSWER}]}] * 2)
+    with pytest.raises(DataError) as err:
+        load_training_data(path, smol_tok, max_seq_length=64)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: no usable conversations") and "2 too long" in msg and "max_seq_length=64" in msg
+    assert "{" not in msg and ":0:" not in msg
+
+
+def test_report_to_dict_has_new_stats(smol_tok: Any, write_jsonl: WriteJsonl_report) -> None:
+    path = write_jsonl([ONE_CALL, PARALLEL, UNDEFINED, PLAIN, "oops"])
+    _, report, choice = load_training_data(path, smol_tok, max_seq_length=4096)
+    d = json.loads(json.dumps(report.to_dict()))
+    assert d["tool_stats"]["total_calls"] == 5 and d["tool_stats"]["parallel_call_turns"] == 1
+    assert d["token_stats"]["too_long"] == {"rows_dropped": 0, "rows_truncated": 0, "tokens_removed": 0, "max_excess": 0}
+    assert d["token_stats"]["length_policy"] == "truncate" and d["truncated"] == []
+    assert d["template"] == {"native": False, "reason": choice.reason, "capabilities": choice.capabilities,
+                             "arguments_as": "object", "null_content": False, "kind": "hermes", "notes": []}
+    assert d["dropped_by_kind"] == {"not_json": 1} and d["rows_kept"] == 4
+
+
+def test_describe(smol_tok: Any, write_jsonl: WriteJsonl_report) -> None:
+    path = write_jsonl([ONE_CALL, PARALLEL, UNDEFINED, PLAIN, "oops"])
+    _, report, _ = load_training_data(path, smol_tok, max_seq_length=4096)
+    text = report.describe()
+    assert text.startswith(f"{path}: 5 rows read, 4 kept, 1 dropped (not_json: 1)")
+    for part in ("template: hermes (the tokenizer's template does not render: tools, tool_calls); tool-call arguments as object",
+                 "tokens per row: min ", "supervised tokens per row: min ", "too long (policy truncate): 0 truncated, 0 dropped",
+                 "tools: 3 distinct in `tools`, 3 called; rows with tools 3, with calls 3 of 4",
+                 "tool calls: 5 in 4 turns, 1 turns with parallel calls",
+                 "calls per tool: get_weather 3, get_time 1, search_web 1"):
+        assert part in text, part
+    assert DataReport("x").describe() == "x: 0 rows read, 0 kept, 0 dropped"
+
+
+def test_show_row_marks_exactly_the_supervised_text(smol_tok: Any) -> None:
+    choice = choose_template(smol_tok)
+    for row in (ONE_CALL, PARALLEL, PLAIN):
+        n = norm(row)
+        shown = show_row(smol_tok, n, choice)
+        ex = tokenize_row(smol_tok, render_row(smol_tok, n, choice))
+        assert re.findall("⟦(.*?)⟧", shown, re.S) == supervised_text(smol_tok, ex["input_ids"], ex["assistant_masks"])
+        assert shown.replace("⟦", "").replace("⟧", "") == render_row(smol_tok, n, choice).text
+
+
+def test_show_row_as_trained_is_truncated(smol_tok: Any) -> None:
+    choice = choose_template(smol_tok)
+    row = norm({"messages": ONE_CALL["messages"] + [{"role": "user", "content": "more " * 300},
+                                                   {"role": "assistant", "content": "fine " * 300}], "tools": ONE_CALL["tools"]})
+    text, ranges = row_view(smol_tok, row, choice, max_seq_length=400)
+    assert text.endswith("4 °C.<|im_end|>\n") and len(ranges) == 2
+    with pytest.raises(ValueError, match="does not fit"):
+        row_view(smol_tok, row, choice, max_seq_length=10)
+    assert mark_text("abcdef", [(1, 2), (4, 6)], ("[", "]")) == "a[b]cd[ef]"
+
+
+def test_print_row_styled_and_plain(capsys: Any) -> None:
+    print_row("hello world", [(6, 11)], styled=False)
+    assert capsys.readouterr().out == "hello ⟦world⟧\n"
+    print_row("hello world", [(6, 11)], styled=True)
+    out = capsys.readouterr().out
+    assert "hello world" in out and "⟦" not in out
+
+
+def test_data_report_prints_report_and_example(smol_tok: Any, write_jsonl: WriteJsonl_report, capsys: Any) -> None:
+    path = write_jsonl([PLAIN, PARALLEL, ONE_CALL])
+    report = data_report(path, tok=smol_tok, max_seq_length=4096, styled=False)
+    out = capsys.readouterr().out
+    assert isinstance(report, DataReport) and report.rows_kept == 3
+    assert out.startswith(report.describe())
+    assert "line 2 as trained (⟦…⟧ = supervised):" in out  # the first kept row with a call
+    assert "⟦<tool_call>" in out and "⟦Done.<|im_end|>⟧" in out
+    data_report(path, tok=smol_tok, example=1, styled=False)
+    assert "line 1 as trained" in capsys.readouterr().out
+    data_report(path, tok=smol_tok, example=0)
+    assert "as trained" not in capsys.readouterr().out
+    quiet = data_report(path, tok=smol_tok, max_seq_length=4096, show=False)
+    assert capsys.readouterr().out == "" and quiet.to_dict() == report.to_dict()
+    with pytest.raises(ValueError, match="line 9"):
+        data_report(path, tok=smol_tok, example=9)
+
+
+def test_console_script_on_a_few_hundred_rows(write_jsonl: WriteJsonl_report) -> None:
+    "The installed `forge-nb check-data` runs on a file like the real data (the time is not asserted)."
+    rows = [ONE_CALL, PARALLEL, PLAIN] * 100
+    path = write_jsonl(rows + [{"messages": [U_report, {"role": "assistant", "content": "0" * 20000}]}])
+    exe = shutil.which("forge-nb")
+    assert exe, "the forge-nb console script is not installed (pip install -e .)"
+    r = subprocess.run([exe, "check-data", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "301 rows read, 300 kept, 1 dropped (too_long: 1)" in r.stdout and "Traceback" not in r.stderr
+    assert "⟦" in r.stdout  # not a terminal: markers, not colours

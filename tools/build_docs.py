@@ -16,7 +16,8 @@ site from the same notebook processing:
    from the notebooks' `# Title`). The Quarto cell options that nbdev leaves for Quarto are applied
    here (`echo: false`, `output: false`, `include: false`, `code-fold`), links to `.ipynb`/`.qmd`
    files and absolute links to the doc site (settings.ini `doc_host` + `doc_baseurl`) are made
-   relative, and pages are named as Quarto names them (`00_config.ipynb` -> `config.html`).
+   relative, and pages are named as Quarto names them (`api/01_config.ipynb` -> `api/config.html`). The
+   sidebar follows `nbs/sidebar.yml`, with its sections.
 3. Saved ipywidgets render offline: the site carries its own copy of the widget manager
    (`embed.js` of the npm package `@jupyter-widgets/html-manager`, the 1.x line that goes with
    ipywidgets 8), taken from `.cache/npm/` (run `npm pack` there once; this script does it when
@@ -60,11 +61,27 @@ def page_name(nb: Path, nbs: Path) -> str:
     return rel.with_name(re.sub(r"^\d+_", "", rel.stem) + ".html").as_posix()
 
 
+def site_contents(nbs: Path) -> list[tuple[str | None, Path]]:
+    """`(section, notebook)` for each page of the site, in the order of `nbs/sidebar.yml` (the sidebar
+    nbdev_docs uses too: `custom_sidebar = True`); `section` is `None` for top-level pages. Raises
+    `SystemExit` naming a listed notebook that does not exist."""
+    import yaml
+    spec = yaml.safe_load((nbs / "sidebar.yml").read_text(encoding="utf-8"))["website"]["sidebar"]["contents"]
+    out: list[tuple[str | None, Path]] = []
+    def add(entry, section):
+        if isinstance(entry, dict):
+            for e in entry.get("contents", []): add(e, entry.get("section", section))
+            return
+        p = nbs / entry
+        if not p.is_file(): raise SystemExit(f"build_docs: {nbs / 'sidebar.yml'} lists {entry}, which does not exist")
+        out.append((section, p))
+    for entry in spec: add(entry, None)
+    return out
+
+
 def find_notebooks(nbs: Path) -> list[Path]:
-    "Notebooks of the site in nbdev's sidebar order: index first, then by path."
-    nbs_list = [p for p in nbs.rglob("*.ipynb")
-                if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)]
-    return sorted(nbs_list, key=lambda p: (p.relative_to(nbs).parent.as_posix(), p.stem != "index", p.name))
+    "Notebooks of the site in sidebar order (`site_contents`)."
+    return [p for _, p in site_contents(nbs)]
 
 
 # ---------------------------------------------------------------- step 1: nbdev processing (worker side)
@@ -352,6 +369,7 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
     say("  " + ", ".join(f"{p.stem} {t:.1f}s" for p, t in proc_times.items()))
 
     # 2. pages
+    sections = {p: sec for sec, p in site_contents(nbs_path)}
     pages = []
     pages_by_src = {}
     for nb_path in notebooks:
@@ -363,7 +381,7 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
         fm, has_widgets = prepare_for_html(nb)
         name = page_name(nb_path, nbs_path)
         title = str(fm.get("title") or nb_path.stem)
-        pages.append({"href": name, "title": title, "src": nb_path.relative_to(nbs_path).as_posix()})
+        pages.append({"href": name, "title": title, "src": nb_path.relative_to(nbs_path).as_posix(), "section": sections[nb_path]})
         prepared.append((nb_path, nb, name, title, has_widgets))
 
     _fresh_dir(out)
@@ -376,8 +394,7 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
     site_title = cfg.get("title", cfg.get("lib_name", ""))
     widget_pages = []
     for nb_path, nb, name, title, has_widgets in prepared:
-        prefix = _rel(".", name).rstrip(".").rstrip("/")
-        prefix = "" if prefix in ("", ".") else prefix + "/"
+        prefix = "../" * name.count("/")  # from the page's folder back to the site root
         exporter.widget_renderer_url = f"{prefix}{WIDGET_DIR}/embed.js"
         nav = [{**p, "url": _rel(p["href"], name), "active": p["href"] == name} for p in pages]
         resources = {"metadata": {"name": title},

@@ -1,7 +1,7 @@
-"""Save the demo widget of nbs/10_widgets.ipynb into the notebook (output + widget state), for the docs.
+"""Save the demo widget of nbs/api/10_progress.ipynb into the notebook (output + widget state), for the docs.
 
 Run from the repo root after converting the notebook (jupytext drops outputs), then nbdev_clean:
-    python tools/save_widget_demo.py && nbdev_clean --fname nbs/10_widgets.ipynb
+    python tools/save_widget_demo.py && nbdev_clean --fname nbs/api/10_progress.ipynb
 It executes a copy of the notebook in a real Jupyter kernel (nbclient, store_widget_state=True), without
 its nbdev_export cell, and copies back only the demo cell's output and the widget models it needs."""
 import copy
@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-NB = Path("nbs/10_widgets.ipynb")
+NB = Path("nbs/api/10_progress.ipynb")
 MARK = "demo = TrainingProgressWidget("
 MIME = "application/vnd.jupyter.widget-state+json"
 
