@@ -11,13 +11,14 @@ import sys
 def make_rows(n: int, tok_dir: str, lo: int = 1000, hi: int = 2000, seed: int = 0) -> list[dict]:
     from transformers import AutoTokenizer
 
-    from forge_nb.data import HERMES_TEMPLATE, normalize_row
+    from forge_nb import HERMES_TEMPLATE, normalize_row
     from forge_nb.example_data import example_data_path
     tok = AutoTokenizer.from_pretrained(tok_dir)
     base = [json.loads(line) for line in example_data_path().read_text().splitlines()]
     rng = random.Random(seed)
     def n_tokens(r: dict) -> int:
-        text = tok.apply_chat_template(r["messages"], tools=r["tools"] or None, chat_template=HERMES_TEMPLATE, tokenize=False)
+        text = tok.apply_chat_template(r["messages"], tools=r["tools"] or None, chat_template=HERMES_TEMPLATE,
+                                       tokenize=False)
         return len(tok(text, add_special_tokens=False)["input_ids"])
     rows: list[dict] = []
     while len(rows) < n:

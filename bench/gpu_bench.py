@@ -34,14 +34,16 @@ from forge_nb.models import load_tokenizer  # noqa: E402
 
 ds, rep, _ = load_training_data(data, load_tokenizer(str(model_dir)), 2048, "strict")
 tokenized = work / "tokenized.jsonl"
-tokenized.write_text("".join(json.dumps({"input_ids": r["input_ids"], "assistant_masks": r["assistant_masks"]}) + "\n" for r in ds))
+tokenized.write_text("".join(json.dumps({"input_ids": r["input_ids"], "assistant_masks": r["assistant_masks"]}) + "\n"
+                             for r in ds))
 print(f"data: {len(ds)} rows, tokens/row {rep.token_stats['tokens']}", flush=True)
 
 results = {}
 for v in variants:
     t = time.time()
     out = work / f"{v}.json"
-    p = subprocess.run([sys.executable, str(HERE / "run_variant.py"), v, str(model_dir), str(data), str(tokenized), str(out)],
+    p = subprocess.run([sys.executable, str(HERE / "run_variant.py"), v, str(model_dir), str(data), str(tokenized),
+                        str(out)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         print(f"--- {v} FAILED ({time.time() - t:.0f}s)\n{p.stdout[-3000:]}\n{p.stderr[-6000:]}", flush=True)
@@ -51,12 +53,16 @@ for v in variants:
 
 import torch  # noqa: E402
 
-print(f"\nGPU: {torch.cuda.get_device_name() if torch.cuda.is_available() else 'none (CPU)'}  torch {torch.__version__}  shape {shape}")
+gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none (CPU)"
+print(f"\nGPU: {gpu}  torch {torch.__version__}  shape {shape}")
 print("| variant | non-pad tokens/s | step time (s) | peak GPU mem (GiB) | padding | final loss |")
 print("| --- | --- | --- | --- | --- | --- |")
 for v, r in results.items():
-    print(f"| {v} | {r['tokens_per_s']:.0f} | {r['step_time_s']:.3f} | {r['peak_gpu_gib']:.2f} | {r['padding_fraction']:.1%} | {r['losses'][-1]} |")
+    print(f"| {v} | {r['tokens_per_s']:.0f} | {r['step_time_s']:.3f} | {r['peak_gpu_gib']:.2f} "
+          f"| {r['padding_fraction']:.1%} | {r['losses'][-1]} |")
 tps = {v: r["tokens_per_s"] for v, r in results.items()}
-if "raw-unsloth" in tps and "forge-unsloth" in tps: print(f"forge-unsloth / raw-unsloth tokens/s: {tps['forge-unsloth'] / tps['raw-unsloth']:.3f}")
-if "forge-unsloth" in tps and "forge-peft" in tps: print(f"unsloth / peft tokens/s (forge_nb backends): {tps['forge-unsloth'] / tps['forge-peft']:.2f}")
+if "raw-unsloth" in tps and "forge-unsloth" in tps:
+    print(f"forge-unsloth / raw-unsloth tokens/s: {tps['forge-unsloth'] / tps['raw-unsloth']:.3f}")
+if "forge-unsloth" in tps and "forge-peft" in tps:
+    print(f"unsloth / peft tokens/s (forge_nb backends): {tps['forge-unsloth'] / tps['forge-peft']:.2f}")
 (work / "summary.json").write_text(json.dumps(results, indent=1))

@@ -21,12 +21,13 @@ def one(backend: str, tok_dir: str) -> dict:
     sys.path.insert(0, str(HERE))
     import make_model
     from forge_nb import TrainingConfig, TrainingEngine
-    from forge_nb.engine import load_adapter
+    from forge_nb import load_adapter
     from forge_nb.example_data import example_data_path
     work = Path(tempfile.mkdtemp())
     model_dir = make_model.make("tiny", tok_dir, str(work / "model"))
-    cfg = TrainingConfig(model_family=str(model_dir), backend=backend, data_path=example_data_path(), output_dir=work / "out",
-                         max_steps=4, max_seq_length=1024, eval_fraction=0.1, eval_after=True, eval_max_new_tokens=24)
+    cfg = TrainingConfig(model_family=str(model_dir), backend=backend, data_path=example_data_path(),
+                         output_dir=work / "out", max_steps=4, max_seq_length=1024, eval_fraction=0.1,
+                         eval_after=True, eval_max_new_tokens=24)
     engine = TrainingEngine(cfg)
     adapter = engine.train(progress_callback=lambda *a: None)
     run = json.loads((work / "out" / "run.json").read_text())
@@ -35,9 +36,11 @@ def one(backend: str, tok_dir: str) -> dict:
                                   return_dict=True).to(model.device)
     new = model.generate(**ids, max_new_tokens=8, do_sample=False)[0, ids["input_ids"].shape[1]:]
     lc, ev = run["loss_check"], run["eval"]
-    return {"backend": run["backend"]["name"], "device": run["device"], "steps": run["steps"], "first_loss": run["first_loss"],
-            "final_loss": run["final_loss"], "loss_check": {k: lc[k] for k in ("source", "rows", "tokens", "base", "adapter")},
-            "eval_turns": ev["turns"], "eval_loss": ev["eval_loss"], "call_rate": [ev["base"]["call_rate"], ev["adapter"]["call_rate"]],
+    return {"backend": run["backend"]["name"], "device": run["device"], "steps": run["steps"],
+            "first_loss": run["first_loss"], "final_loss": run["final_loss"],
+            "loss_check": {k: lc[k] for k in ("source", "rows", "tokens", "base", "adapter")},
+            "eval_turns": ev["turns"], "eval_loss": ev["eval_loss"],
+            "call_rate": [ev["base"]["call_rate"], ev["adapter"]["call_rate"]],
             "generated_tokens": int(new.numel())}
 
 

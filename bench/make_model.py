@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 
 SHAPES = {
-    "8b": dict(hidden_size=4096, num_hidden_layers=32, intermediate_size=14336, num_attention_heads=32, num_key_value_heads=8),
-    "1b": dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=8192, num_attention_heads=32, num_key_value_heads=8),
-    "tiny": dict(hidden_size=256, num_hidden_layers=2, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2),
+    "8b": dict(hidden_size=4096, num_hidden_layers=32, intermediate_size=14336, num_attention_heads=32,
+               num_key_value_heads=8),
+    "1b": dict(hidden_size=2048, num_hidden_layers=16, intermediate_size=8192, num_attention_heads=32,
+               num_key_value_heads=8),
+    "tiny": dict(hidden_size=256, num_hidden_layers=2, intermediate_size=512, num_attention_heads=4,
+                 num_key_value_heads=2),
 }
 
 
@@ -32,7 +35,8 @@ def make(shape: str, tok_dir: str, out: str) -> Path:
         model = LlamaForCausalLM(cfg).to(torch.bfloat16)
     model.save_pretrained(out_p, safe_serialization=True)
     tok.save_pretrained(out_p)
-    print(f"model {shape}: {sum(p.numel() for p in model.parameters()) / 1e9:.2f}B params, built+saved in {time.time() - t:.0f}s -> {out_p}", flush=True)
+    n = sum(p.numel() for p in model.parameters()) / 1e9
+    print(f"model {shape}: {n:.2f}B params, built+saved in {time.time() - t:.0f}s -> {out_p}", flush=True)
     return out_p
 
 

@@ -47,7 +47,8 @@ class Meter(TrainerCallback):
             if self.t0 is not None:
                 ids = inputs["input_ids"]
                 self.padded += ids.numel()
-                self.seen += int((ids != self.pad_id).sum()) if "attention_mask" not in inputs else int(inputs["attention_mask"].sum())
+                mask = inputs.get("attention_mask")
+                self.seen += int((ids != self.pad_id).sum()) if mask is None else int(mask.sum())
             return inner(model, inputs, *a, **k)
         trainer.training_step = counting_step
 
@@ -71,15 +72,16 @@ def run_raw():
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
     from unsloth import FastLanguageModel
-    model, tok = FastLanguageModel.from_pretrained(model_name=MODEL_DIR, max_seq_length=2048, dtype=None, load_in_4bit=True)
+    model, tok = FastLanguageModel.from_pretrained(model_name=MODEL_DIR, max_seq_length=2048, dtype=None,
+                                                   load_in_4bit=True)
     model = FastLanguageModel.get_peft_model(
-        model, r=16, lora_alpha=16, lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth", random_state=3407,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        model, r=16, lora_alpha=16, lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth",
+        random_state=3407, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     ds = Dataset.from_list(rows)
     args = SFTConfig(output_dir="/tmp/raw-out", per_device_train_batch_size=BATCH, gradient_accumulation_steps=ACCUM,
                      warmup_steps=5, max_steps=MAX_STEPS, learning_rate=2e-4, logging_steps=1, optim="adamw_8bit",
-                     weight_decay=0.01, lr_scheduler_type="linear", seed=3407, bf16=True, max_length=2048, packing=False,
-                     report_to="none", save_strategy="no")
+                     weight_decay=0.01, lr_scheduler_type="linear", seed=3407, bf16=True, max_length=2048,
+                     packing=False, report_to="none", save_strategy="no")
     meter = Meter(tok.pad_token_id if tok.pad_token_id is not None else 0)
     trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=ds, args=args, callbacks=[meter])
     meter.attach(trainer)
@@ -101,10 +103,11 @@ def run_forge(backend: str):
     meter.pad_id = eng.tokenizer.pad_token_id
     run = json.loads((out / "run.json").read_text())
     checks = {"backend": run["backend"]["name"], "run_json_steps": run["steps"], "progress_calls": len(calls),
-              "adapter_files": sorted(p.name for p in adapter.iterdir() if p.suffix in (".json", ".safetensors", ".jinja")),
+              "adapter_files": sorted(p.name for p in adapter.iterdir()
+                                      if p.suffix in (".json", ".safetensors", ".jinja")),
               "rows_used": run["data"]["rows_used"], "final_loss": run["final_loss"]}
     if os.environ.get("RELOAD"):  # the adapter reloads on its base model and generates
-        from forge_nb.engine import load_adapter
+        from forge_nb import load_adapter
         del eng.model, eng.trainer
         torch.cuda.empty_cache()
         model, tok = load_adapter(adapter, MODEL_DIR)
@@ -118,12 +121,14 @@ def run_forge(backend: str):
 
 if CUDA: torch.cuda.reset_peak_memory_stats()
 t_start = time.perf_counter()
-meter, checks = run_raw() if VARIANT == "raw-unsloth" else run_forge("unsloth" if VARIANT == "forge-unsloth" else "peft")
+if VARIANT == "raw-unsloth": meter, checks = run_raw()
+else: meter, checks = run_forge("unsloth" if VARIANT == "forge-unsloth" else "peft")
 elapsed = meter.t1 - meter.t0
 result = {
     "variant": VARIANT, "rows": len(rows), "steps": MAX_STEPS, "timed_steps": MAX_STEPS - steps_per_epoch,
     "nonpad_tokens_epoch": NONPAD_EPOCH, "seen_nonpad": meter.seen, "seen_with_padding": meter.padded,
-    "tokens_per_s": round(NONPAD_EPOCH / elapsed, 1), "step_time_s": round(sum(meter.step_times) / len(meter.step_times), 3),
+    "tokens_per_s": round(NONPAD_EPOCH / elapsed, 1),
+    "step_time_s": round(sum(meter.step_times) / len(meter.step_times), 3),
     "padding_fraction": round(1 - meter.seen / meter.padded, 4) if meter.padded else None,
     "peak_gpu_gib": meter.peak_gib, "losses": meter.losses,  # peak: at the end of training, before any reload
     "total_s": round(time.perf_counter() - t_start, 1), **checks,

@@ -43,3 +43,27 @@ def fake_run(cb: TrainerCallback, args: TrainingArguments, clock: FakeClock, max
         cb.on_log(args, state, control, logs={"train_runtime": 10.0, "train_loss": 0.75, "epoch": state.epoch})
     cb.on_train_end(args, state, control)
     return state
+
+
+def demo_run(cb: TrainerCallback, args: TrainingArguments, clock: FakeClock, max_steps: int = 30,
+             logging_steps: int = 3, step_s: float = 0.5, tokens_per_step: int | None = 512,
+             stop_at: int | None = None) -> None:
+    """The demo run of nbs/api/10_progress.ipynb (its `fake_run`): 3 epochs, a falling loss with a little noise,
+    `grad_norm`, TRL's `num_tokens` (`tokens_per_step` a step), a summary log with `train_loss` 1.1, the end;
+    `stop_at`: raise `RuntimeError("fake failure at step N")` after that step."""
+    state, control = TrainerState(max_steps=max_steps, num_train_epochs=3), TrainerControl()
+    cb.on_train_begin(args, state, control)
+    for step in range(1, max_steps + 1):
+        clock.tick(step_s)
+        state.global_step, state.epoch = step, 3 * step / max_steps
+        cb.on_step_end(args, state, control)
+        if step == stop_at:
+            raise RuntimeError(f"fake failure at step {step}")
+        if step % logging_steps == 0:
+            logs: dict[str, Any] = {"loss": 0.4 + 2.0 / (1 + step / 4) + 0.05 * (step % 2), "grad_norm": 1.0,
+                                    "learning_rate": 2e-4 * (1 - step / max_steps), "epoch": state.epoch}
+            if tokens_per_step:
+                logs["num_tokens"] = float(tokens_per_step * step)
+            cb.on_log(args, state, control, logs=logs)
+    cb.on_log(args, state, control, logs={"train_runtime": step_s * max_steps, "train_loss": 1.1, "epoch": state.epoch})
+    cb.on_train_end(args, state, control)

@@ -11,6 +11,7 @@ from samples import USER  # noqa: E402  (tests/ is on sys.path)
 from forge_nb.chat_templates import (
     HERMES_DEEPSEEK_TEMPLATE,
     HERMES_TEMPLATE,
+    TemplateChoice,
     choose_template,
     probe_template,
     template_capabilities,
@@ -43,7 +44,8 @@ def make_family(base: Any, family: str) -> Any:
     if family == "qwen2.5":
         tok.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
         tok.chat_template = QWEN_TEMPLATE
-        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"  # as Qwen2.5's base config; fix_tokenizer corrects it
+        # eos/pad as Qwen2.5's base config ships them; fix_tokenizer corrects eos
+        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"
     elif family == "deepseek-r1":
         tok.add_special_tokens({"additional_special_tokens": DEEPSEEK_TOKENS})
         tok.chat_template = DEEPSEEK_TEMPLATE
@@ -106,14 +108,14 @@ def test_template_that_raises_has_no_capabilities(smol_tok: Any) -> None:
 
 def test_probe_accepts_arguments_in_any_json_layout(smol_tok: Any) -> None:
     pretty = ("{% for m in messages %}{{ m.role }}: {{ m.content }}{% for c in m.tool_calls or [] %}"
-              "CALL {{ c.function.name }} {{ c.function.arguments | tojson(indent=2) }}{% endfor %}<end>\n{% endfor %}")
-    from forge_nb.chat_templates import probe_template
+              "CALL {{ c.function.name }} {{ c.function.arguments | tojson(indent=2) }}{% endfor %}"
+              "<end>\n{% endfor %}")
     p = probe_template(smol_tok, pretty)
-    assert p.capabilities["tool_calls"] and (p.arguments_as, p.null_content, p.end_of_turn) == ("object", False, "<end>")
+    assert p.capabilities["tool_calls"]
+    assert (p.arguments_as, p.null_content, p.end_of_turn) == ("object", False, "<end>")
 
 
 def test_template_choice_rejects_unknown_argument_form() -> None:
-    from forge_nb.chat_templates import TemplateChoice
     with pytest.raises(ValueError, match="arguments_as"):
         TemplateChoice("x", True, "test", arguments_as="dict")
     assert TemplateChoice("x", False, "test").kind == "hermes"

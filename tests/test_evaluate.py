@@ -1,17 +1,13 @@
-"""Edge cases of `forge_nb.evaluate` (the story and the main examples are in nbs/api/09_evaluate.ipynb)."""
+"""Edge cases of `forge_nb.evaluate`: prompts, reports and the loss check (the chapter is nbs/api/09_evaluate.ipynb)."""
 import json
 
 import pytest
 
 from forge_nb.chat_templates import choose_template
 from forge_nb.data import render_row
-from forge_nb.evaluate import format_report, render_prompt, stop_token_ids
+from forge_nb.evaluate import format_report, plot_report, render_prompt, stop_token_ids
 from forge_nb.rows import normalize_row
-from forge_nb.toolcalls import (
-    METRICS,
-    eval_rows_from_conversations,
-    score_rows,
-)
+from forge_nb.toolcalls import METRICS, eval_rows_from_conversations, score_rows
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
@@ -38,24 +34,27 @@ CONV = {"messages": [{"role": "system", "content": "Be brief."},
         "tools": TOOLS}
 
 
-def call(name, args, close=True):
+def call(name, args):
     "A reply with one call, written the way the Hermes template writes it."
-    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n' + ("</tool_call>" if close else "")
+    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n</tool_call>'
 
 
 def _norm(row):
+    "`row` normalised (`normalize_row`)."
     r, _ = normalize_row(row)
     return r
 
 
 def _tiny_lora(tok, seed=0):
+    "A tiny random Llama with the vocabulary of `tok` and a random (non-zero) LoRA adapter: adapter on and off differ."
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)
     m = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024))
-    return get_peft_model(m, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    return get_peft_model(m, lora)
 
 
 def test_prompt_is_the_training_render_up_to_the_reply(smol_tok):
@@ -68,13 +67,22 @@ def test_prompt_is_the_training_render_up_to_the_reply(smol_tok):
     assert smol_tok.convert_ids_to_tokens(stop_token_ids(smol_tok, choice.template)) == ["<|im_end|>", "<|im_start|>"]
 
 
-def test_format_report_side_by_side():
+def _side_by_side_report():
+    "A report of the three eval rows of `CONV`: the base model never calls, the adapter makes both calls."
     rows = eval_rows_from_conversations([normalize_row(CONV)[0]])
     base = score_rows(rows, ["", "Done.", "Bye."])
-    ad = score_rows(rows, [call("get_weather", {"city": "Oslo"}) + call("get_time", {"tz": "Asia/Tokyo"}), "Done.", "Bye."])
-    rep = {"data": {"path": "d.jsonl", "evaluated": 3, "rows_skipped": 1}, "model": {"name": "m", "id": "org/m", "adapter": "a"},
-           "template": {"kind": "hermes"}, "generation": {"max_new_tokens": 8}, "results": {"base": base, "adapter": ad},
-           "delta": {k: None if base["metrics"][k] is None else round(ad["metrics"][k] - base["metrics"][k], 4) for k, _ in METRICS}}
+    both = call("get_weather", {"city": "Oslo"}) + call("get_time", {"tz": "Asia/Tokyo"})
+    ad = score_rows(rows, [both, "Done.", "Bye."])
+    delta = {k: None if base["metrics"][k] is None else round(ad["metrics"][k] - base["metrics"][k], 4)
+             for k, _ in METRICS}
+    return {"data": {"path": "d.jsonl", "evaluated": 3, "rows_skipped": 1},
+            "model": {"name": "m", "id": "org/m", "adapter": "a"}, "template": {"kind": "hermes"},
+            "generation": {"max_new_tokens": 8}, "results": {"base": base, "adapter": ad}, "delta": delta}
+
+
+def test_format_report_side_by_side():
+    rep = _side_by_side_report()
+    base = rep["results"]["base"]
     text = format_report(rep)
     assert "d.jsonl: 3 eval rows (1 expecting a call, 2 expecting none); 1 bad line skipped" in text
     assert "call rate                 0.0%    100.0%   +100.0 pp\n" in text
@@ -82,6 +90,32 @@ def test_format_report_side_by_side():
     assert "overall accuracy         66.7%    100.0%    +33.3 pp\n" in text
     assert "per tool (adapter)" in text and "failures" not in text
     assert "failures (base): 1 of 3 rows" in format_report({**rep, "results": {"base": base}, "delta": None})
+
+
+def test_format_report_lists_rows_too_long():
+    rep = _side_by_side_report()
+    tl = [{"line": i, "turn": 3 if i % 2 else None, "tokens": 3000} for i in range(1, 8)]
+    first = format_report({**rep, "data": {**rep["data"], "rows_skipped": 2, "too_long": tl}}).splitlines()[0]
+    assert first.endswith("; 2 bad lines skipped; 7 too long for max_seq_length skipped "
+                          "(line 1 turn 3, line 2, line 3 turn 3, line 4, line 5 turn 3, …)")
+
+
+def test_plot_report_sizes_its_own_figure():
+    import matplotlib.pyplot as plt
+    rep = _side_by_side_report()
+    ax = plot_report(rep)  # no `ax`: a figure of its own, sized for the metrics drawn
+    try:
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels[:2] == ["call rate", "valid JSON"] and len(labels) == len(METRICS)
+        assert len(ax.patches) == 2 * len(labels)  # a base and an adapter bar per metric
+        assert max(p.get_width() for p in ax.patches) == 100.0
+        assert tuple(ax.figure.get_size_inches()) == pytest.approx((6, 0.45 * len(labels) + 0.8))
+        assert ax.get_title() == "3 eval rows"
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["base", "adapter"]
+        base_only = plot_report({**rep, "results": {"base": rep["results"]["base"]}})
+        assert "valid JSON" not in [t.get_text() for t in base_only.get_yticklabels()]  # no value: left out
+    finally:
+        plt.close("all")
 
 
 def test_turn_kinds_label_each_assistant_turn(smol_tok):
@@ -117,14 +151,17 @@ def test_loss_by_turn_kind_matches_the_model_loss_and_skips_what_cannot_fit(smol
     model.eval()
     with torch.inference_mode():
         want_adapter = float(model(input_ids=x, labels=labels).loss)
-        with model.disable_adapter(): want_base = float(model(input_ids=x, labels=labels).loss)
+        with model.disable_adapter():
+            want_base = float(model(input_ids=x, labels=labels).loss)
     assert res["adapter"]["all"] == pytest.approx(want_adapter, abs=1e-3)
     assert res["base"]["all"] == pytest.approx(want_base, abs=1e-3)
     assert res["tokens"]["tool_call"] + res["tokens"]["text"] == sum(ex["assistant_masks"])
     # too long: cut after the last whole assistant turn that fits, or skipped when none fits
-    n_first = len(tokenize_row(smol_tok, render_row(smol_tok, {**row, "messages": row["messages"][:3]}, choice))["input_ids"])
+    first = render_row(smol_tok, {**row, "messages": row["messages"][:3]}, choice)
+    n_first = len(tokenize_row(smol_tok, first)["input_ids"])
     cut = loss_by_turn_kind(model, smol_tok, [row], choice, max_seq_length=n_first + 2)
-    assert cut["rows"] == 1 and cut["tokens"]["text"] == 0 and cut["base"]["text"] is None and cut["delta"]["text"] is None
+    assert cut["rows"] == 1 and cut["tokens"]["text"] == 0
+    assert cut["base"]["text"] is None and cut["delta"]["text"] is None
     assert cut["tokens"]["tool_call"] == res["tokens"]["tool_call"]
     none = loss_by_turn_kind(model, smol_tok, [row], choice, max_seq_length=8)
     assert none["rows"] == 0 and none["rows_skipped"] == 1 and none["base"]["all"] is None

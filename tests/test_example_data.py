@@ -46,8 +46,10 @@ def test_shipped_file_is_in_the_package():
 
 
 def test_shipped_file_equals_generator():
-    "Regenerate with: python -c 'from forge_nb.example_data import main; main()'"
+    "Regenerate with: python -m forge_nb.example_data"
     assert read_jsonl(example_data_path()) == make_example_rows()
+    expected = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in make_example_rows())
+    assert example_data_path().read_bytes() == expected.encode("utf-8")  # byte for byte
 
 
 def test_shipped_file_is_one_compact_object_per_line():

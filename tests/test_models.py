@@ -21,22 +21,14 @@ from forge_nb.models import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent / "fixtures" / "templates"
-
-
 QWEN_TEMPLATE = (TEMPLATES / "Qwen-Qwen2.5-7B-Instruct.jinja").read_text(encoding="utf-8")
-
-
 DEEPSEEK_TEMPLATE = (TEMPLATES / "deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja").read_text(encoding="utf-8")
 
 
 BOS_DS, EOS_DS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
-
-
 DEEPSEEK_TOKENS = [BOS_DS, EOS_DS, "<｜User｜>", "<｜Assistant｜>", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
                    "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜tool▁outputs▁begin｜>",
                    "<｜tool▁outputs▁end｜>", "<｜tool▁output▁begin｜>", "<｜tool▁output▁end｜>", "<think>", "</think>"]
-
-
 QWEN_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
 
 
@@ -46,7 +38,8 @@ def make_family(base: Any, family: str) -> Any:
     if family == "qwen2.5":
         tok.add_special_tokens({"additional_special_tokens": QWEN_TOKENS})
         tok.chat_template = QWEN_TEMPLATE
-        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"  # as Qwen2.5's base config; fix_tokenizer corrects it
+        # as Qwen2.5's base config: fix_tokenizer corrects it
+        tok.eos_token, tok.pad_token = "<|endoftext|>", "<|endoftext|>"
     elif family == "deepseek-r1":
         tok.add_special_tokens({"additional_special_tokens": DEEPSEEK_TOKENS})
         tok.chat_template = DEEPSEEK_TEMPLATE
@@ -75,7 +68,9 @@ def pieces(tok: Any, text: str) -> list[str]:
 
 
 def test_backend_selection(monkeypatch):
-    assert M.select_backend("auto", cuda=False, unsloth=False) == ("peft", "Unsloth needs a CUDA GPU and the unsloth package (pip install 'forge_nb[unsloth]'): using transformers + PEFT")
+    assert M.select_backend("auto", cuda=False, unsloth=False) == (
+        "peft", "Unsloth needs a CUDA GPU and the unsloth package (pip install 'forge_nb[unsloth]'): "
+                "using transformers + PEFT")
     assert M.select_backend("auto", cuda=True, unsloth=False)[0] == "peft"
     assert M.select_backend("unsloth", cuda=True, unsloth=True) == ("unsloth", "requested")
     with pytest.raises(RuntimeError, match="unsloth package"):
@@ -89,6 +84,49 @@ def test_lora_config_matches_profile():
     lc = M.lora_config(get_profile("max_quality"))
     assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias) == (128, 256, 0.0, "none")
     assert set(lc.target_modules) == set(M.TARGET_MODULES) and lc.task_type == "CAUSAL_LM"
+
+
+def test_lora_settings_are_shared_by_both_backends():
+    from forge_nb.config import get_profile
+    p = get_profile("balanced")
+    s = M.lora_settings(p)
+    assert s == {"r": 16, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": M.TARGET_MODULES, "bias": "none"}
+    assert s["target_modules"] is not M.TARGET_MODULES  # a copy: PEFT or Unsloth may change it
+    assert M.lora_settings(p, ["q_proj", "v_proj"])["target_modules"] == ["q_proj", "v_proj"]
+    lc = M.lora_config(p, ["q_proj", "v_proj"])
+    assert (lc.r, lc.lora_alpha, lc.lora_dropout, lc.bias) == (16, 16, 0.0, "none")
+    assert set(lc.target_modules) == {"q_proj", "v_proj"}
+
+
+class _FakeModel:
+    "Stands for the de-quantised model: `save_pretrained` writes a config, then fails when told to."
+    def __init__(self, fail: bool): self.fail = fail
+
+    def save_pretrained(self, folder: Path) -> None:
+        (Path(folder) / "config.json").write_text("{}")
+        if self.fail: raise OSError("No space left on device")
+
+
+@pytest.fixture
+def fake_gguf(monkeypatch: pytest.MonkeyPatch, smol_tok: Any) -> Path:
+    "A GGUF path whose tokenizer loads as a copy of the embedded one (no 20 s read of the real file)."
+    import transformers
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: copy.deepcopy(smol_tok))
+    return Path("models") / "m.gguf"
+
+
+def test_convert_gguf_writes_the_folder_atomically(fake_gguf: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(M, "_dequantised_model", lambda gguf, tok: _FakeModel(fail=False))
+    dest = M.convert_gguf(fake_gguf, tmp_path / "cache" / "smollm2")
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= {p.name for p in dest.iterdir()}
+    assert [p.name for p in dest.parent.iterdir()] == ["smollm2"]  # no temporary folder beside it
+
+
+def test_convert_gguf_failure_leaves_no_cache(fake_gguf: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(M, "_dequantised_model", lambda gguf, tok: _FakeModel(fail=True))
+    with pytest.raises(OSError, match="No space left"):
+        M.convert_gguf(fake_gguf, tmp_path / "cache" / "smollm2")
+    assert list((tmp_path / "cache").iterdir()) == []  # neither the destination nor a temporary folder
 
 
 def test_special_tokens_are_single_tokens(family: tuple[str, Any]) -> None:

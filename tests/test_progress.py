@@ -27,7 +27,7 @@ from forge_nb.progress import (
     remove_trainer_progress,
     thin,
 )
-from fakes import FakeClock, fake_run  # noqa: E402  (tests/ is on sys.path)
+from fakes import FakeClock, demo_run, fake_run  # noqa: E402  (tests/ is on sys.path)
 
 
 class Recorder:
@@ -120,6 +120,8 @@ def test_zero_max_steps_counts_as_one(args: TrainingArguments, rec: Recorder) ->
     cb = ForgeProgressCallback(rec)
     log(cb, args, {"loss": 2.0}, global_step=0, max_steps=0, epoch=None)
     assert rec.calls == [(0, 1, 0.0, 2.0, 0.0)]
+    log(cb, args, {"loss": 2.0}, global_step=3, max_steps=0, epoch=None)  # steps done, total not known yet
+    assert rec.calls[1] == (3, 1, 1.0, 2.0, 0.0)
 
 
 def test_progress_capped_at_one(args: TrainingArguments, rec: Recorder) -> None:
@@ -205,8 +207,20 @@ def test_progress_mode(monkeypatch: pytest.MonkeyPatch) -> None:
         progress_mode("tqdm")
 
 
+def test_progress_mode_colab_and_without_ipywidgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert progress_mode("auto") == "widget"  # Colab counts as a notebook
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` now raises ImportError
+    assert load_ipywidgets() is None and progress_mode("auto") == "text" and progress_mode("text") == "text"
+    with pytest.raises(ImportError, match=r"forge_nb\[notebook\]"):
+        progress_mode("widget")
+    with pytest.raises(ValueError, match="must be auto, widget or text"):
+        progress_mode("html")
+
+
 def test_without_ipywidgets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """`import forge_nb.widgets` works when ipywidgets cannot be imported; auto mode is text, widget mode says what to install."""
+    """`import forge_nb.progress` works when ipywidgets cannot be imported; auto mode is text, widget mode says
+    what to install."""
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` now raises ImportError
     monkeypatch.delitem(sys.modules, "forge_nb.progress")  # a fresh import; monkeypatch puts the old module back
     monkeypatch.setattr(forge_nb, "progress", widgets_module)  # and the package attribute
@@ -218,7 +232,9 @@ def test_without_ipywidgets(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     assert (w.mode, w.bar, w.box) == ("text", None, None)
     w.begin(total=3)
     assert capsys.readouterr().out.startswith("Training: step 0/3 (0%)")
-    with pytest.raises(ImportError, match=r"forge_nb\[notebook\]"):
+    w.begin(total=5)
+    assert capsys.readouterr().out.startswith("Training: step 0/5 (0%)")
+    with pytest.raises(ImportError, match=r"pip install 'forge_nb\[notebook\]'"):
         mod.TrainingProgressWidget(mode="widget")
 
 
@@ -334,11 +350,56 @@ def test_widget_full_run(args: TrainingArguments, clock: FakeClock) -> None:
     fake_run(w, args, clock, max_steps=20, logging_steps=5, logs_extra={"num_tokens": lambda s: 256.0 * s})
     assert (w.status, w.bar.value, w.bar.max, w.bar.bar_style) == ("done", 20, 20, "success")
     assert "<b>My &lt;run&gt;</b>" in w.label.value and "done: 20/20 steps" in w.label.value
-    for text in ("epoch 2.00", "loss 0.5000", "smoothed", "mean loss 0.7500", "lr 0.00e+00", "512 tok/s", "elapsed 0:10"):
+    for text in ("epoch 2.00", "loss 0.5000", "smoothed", "mean loss 0.7500", "lr 0.00e+00", "512 tok/s",
+                 "elapsed 0:10"):
         assert text in w.stats.value, text
     assert "ETA" not in w.stats.value
     assert points(w.curve.value, "loss") == 4 and points(w.curve.value, "ema") == 4
     assert w.elapsed == 10.0
+
+
+def test_widget_demo_run_throttled_then_labelled(args: TrainingArguments, clock: FakeClock) -> None:
+    "0.4 s steps with `render_every=1.0`: only every third step redraws; then a log with a loss and a token count."
+    w = widget(clock, render_every=1.0)
+    assert (w.bar.value, w.bar.max, w.bar.bar_style, w.status) == (0, 1, "info", "idle")
+    state, control = TrainerState(max_steps=30), TrainerControl()
+    w.on_train_begin(args, state, control)
+    assert (w.bar.max, w.renders) == (30, 1)
+    draws = []
+    for step in range(1, 11):
+        clock.tick(0.4)
+        state.global_step, state.epoch = step, step / 10
+        w.on_step_end(args, state, control)
+        draws.append(w.renders)
+    assert draws == [1, 1, 2, 2, 2, 3, 3, 3, 4, 4]  # redraws at steps 3, 6, 9: once 1 s has passed
+    assert w.bar.value == 9  # the bar shows the last drawn step
+    w.on_log(args, state, control, logs={"loss": 1.5, "learning_rate": 1e-4, "num_tokens": 5120.0})
+    w.refresh(force=True)
+    assert "step 10/30 (33%)" in w.label.value
+    for text in ("epoch 1.00", "loss 1.5000", "smoothed 1.5000", "lr 1.00e-04", "1,280 tok/s", "elapsed 0:04",
+                 "ETA 0:08"):
+        assert text in w.stats.value, text
+    assert points(w.curve.value, "loss") == 1
+
+
+def test_widget_demo_run_done(args: TrainingArguments, clock: FakeClock) -> None:
+    "The notebook's demo run ends green, with every logged loss on the curve; the last step is always drawn."
+    w = widget(clock, render_every=100.0)
+    demo_run(w, args, clock, max_steps=30, logging_steps=3)
+    assert (w.status, w.bar.value, w.bar.max, w.bar.bar_style) == ("done", 30, 30, "success")
+    assert "done: 30/30 steps" in w.label.value and "mean loss 1.1000" in w.stats.value and "ETA" not in w.stats.value
+    assert points(w.curve.value, "loss") == 10
+    assert w.tokens_per_second == 512 / 0.5
+
+
+def test_widget_demo_run_error(args: TrainingArguments, clock: FakeClock) -> None:
+    "An exception inside `with w:` turns the bar red and keeps the message; the exception still propagates."
+    w = widget(clock)
+    with pytest.raises(RuntimeError, match="fake failure at step 7"):
+        with w:
+            demo_run(w, args, clock, stop_at=7)
+    assert (w.status, w.bar.bar_style, w.bar.value) == ("error", "danger", 7)
+    assert "stopped with error at step 7/30: RuntimeError: fake failure at step 7" in w.label.value
 
 
 def test_widget_mid_run_labels(args: TrainingArguments, clock: FakeClock) -> None:

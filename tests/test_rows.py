@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from samples import ANSWER, SYSTEM, TOOL_RESULT, USER, WEATHER  # noqa: E402  (tests/ is on sys.path)
 
-from forge_nb.rows import DataError, DataReport, RowError, normalize_row, read_jsonl, tool_stats
+from forge_nb.rows import DataError, DataReport, RowError, normalize_row, read_jsonl, split_rows, tool_stats, write_rows
 
 WriteJsonl = Callable[..., Path]
 
@@ -124,19 +124,27 @@ def call_report(name: str, args: dict | None = None) -> dict:
 U_report = {"role": "user", "content": "Question?"}
 
 
-ONE_CALL = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather", {"city": "Oslo"})]},
+def turn(*calls: dict) -> dict:
+    "An assistant turn that makes `calls`."
+    return {"role": "assistant", "content": "", "tool_calls": list(calls)}
+
+
+ONE_CALL = {"messages": [U_report,
+                         turn(call_report("get_weather", {"city": "Oslo"})),
                          {"role": "tool", "name": "get_weather", "content": "4C"},
                          {"role": "assistant", "content": "4 °C."}], "tools": [tool("get_weather"), tool("get_time")]}
 
 
-PARALLEL = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather"), call_report("get_time")]},
-                         {"role": "tool", "name": "get_weather", "content": "4C"}, {"role": "tool", "name": "get_time", "content": "12"},
-                         {"role": "assistant", "content": "", "tool_calls": [call_report("get_weather")]},
+PARALLEL = {"messages": [U_report,
+                         turn(call_report("get_weather"), call_report("get_time")),
+                         {"role": "tool", "name": "get_weather", "content": "4C"},
+                         {"role": "tool", "name": "get_time", "content": "12"},
+                         turn(call_report("get_weather")),
                          {"role": "tool", "name": "get_weather", "content": "5C"},
                          {"role": "assistant", "content": "Done."}], "tools": [tool("get_weather"), tool("get_time")]}
 
 
-UNDEFINED = {"messages": [U_report, {"role": "assistant", "content": "", "tool_calls": [call_report("search_web")]},
+UNDEFINED = {"messages": [U_report, turn(call_report("search_web")),
                           {"role": "tool", "content": "x"}, {"role": "assistant", "content": "Found."}]}
 
 
@@ -321,5 +329,32 @@ def test_tool_stats() -> None:
                   "total_calls": 5, "call_turns": 4, "parallel_call_turns": 1,
                   "calls_per_tool": {"get_weather": 3, "get_time": 1, "search_web": 1}}
     assert list(st["calls_per_tool"]) == ["get_weather", "get_time", "search_web"]  # most called first
-    assert tool_stats([]) == {"distinct_tools": 0, "distinct_tools_called": 0, "rows_with_tools": 0, "rows_with_calls": 0,
-                              "total_calls": 0, "call_turns": 0, "parallel_call_turns": 0, "calls_per_tool": {}}
+    assert tool_stats([]) == {"distinct_tools": 0, "distinct_tools_called": 0, "rows_with_tools": 0,
+                              "rows_with_calls": 0, "total_calls": 0, "call_turns": 0, "parallel_call_turns": 0,
+                              "calls_per_tool": {}}
+
+
+ROWS10 = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}], "tools": [],
+           "_line": i + 1} for i in range(10)]
+
+
+def test_split_rows_is_a_seeded_partition() -> None:
+    tr, ho = split_rows(ROWS10, 0.2, seed=1)
+    assert (len(tr), len(ho)) == (8, 2)
+    assert split_rows(ROWS10, 0.2, seed=1) == (tr, ho)  # seeded
+    assert sorted(r["_line"] for r in tr + ho) == list(range(1, 11))  # a partition
+    assert [r["_line"] for r in tr] == sorted(r["_line"] for r in tr)  # both parts in file order
+    assert len(split_rows(ROWS10[:2], 0.01)[1]) == 1  # at least one held out
+    with pytest.raises(ValueError, match="at least 2"):
+        split_rows(ROWS10[:1], 0.5)
+    for bad in (1, 1.5, -0.1):
+        with pytest.raises(ValueError, match="must be in"):
+            split_rows(ROWS10, bad)
+
+
+def test_write_rows_round_trip(tmp_path: Path) -> None:
+    _, ho = split_rows(ROWS10, 0.2, seed=1)
+    path = write_rows(tmp_path / "held.jsonl", ho)
+    back, _ = read_jsonl(path)
+    assert [r["messages"] for r in back] == [r["messages"] for r in ho]
+    assert [json.loads(line)["source_line"] for line in path.read_text().splitlines()] == [r["_line"] for r in ho]

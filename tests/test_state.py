@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from forge_nb.state import PipelineStage, PipelineState, StateError, StateManager, state_progress_callback
-from fakes import FakeClock  # noqa: E402  (tests/ is on sys.path)
+from fakes import FakeClock  # tests/fakes.py (pytest puts tests/ on sys.path)
 
 
 @pytest.fixture

@@ -65,11 +65,13 @@ CONV = {"messages": [{"role": "system", "content": "Be brief."},
     '<tool_call>{"name":"get_weather","arguments":"{\\"city\\": \\"Oslo\\"}"}</tool_call>',
     '<tool_call>\n```json\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n```\n</tool_call>',
     '<tool_call>{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}</tool_call>',
-    '<think>I should call <tool_call>{"name": "x", "arguments": {}}</tool_call>?</think>' + call("get_weather", {"city": "Oslo"}),
+    '<think>I should call <tool_call>{"name": "x", "arguments": {}}</tool_call>?</think>'
+    + call("get_weather", {"city": "Oslo"}),
 ], ids=["clean", "im_end", "whitespace", "text-around", "args-string", "fenced", "openai-form", "think"])
 def test_parse_one_clean_call(text):
     c, = parse_tool_calls(text)
-    assert (c.name, c.arguments, c.valid_json, c.tagged, c.truncated, c.error) == ("get_weather", {"city": "Oslo"}, True, True, False, None)
+    assert (c.name, c.arguments, c.valid_json, c.tagged, c.truncated, c.error) == \
+        ("get_weather", {"city": "Oslo"}, True, True, False, None)
 
 
 def test_parse_parallel_calls_in_order():
@@ -141,7 +143,8 @@ def test_parse_no_call(text):
 
 
 def test_parse_stops_at_the_end_of_turn():
-    calls = parse_tool_calls(call("get_weather", {"city": "Oslo"}) + "<|im_end|>\n<|im_start|>user\n" + call("get_time", {"tz": "UTC"}))
+    calls = parse_tool_calls(call("get_weather", {"city": "Oslo"}) + "<|im_end|>\n<|im_start|>user\n"
+                             + call("get_time", {"tz": "UTC"}))
     assert [c.name for c in calls] == ["get_weather"]
 
 
@@ -203,12 +206,16 @@ def test_score_problems_say_what_went_wrong():
 
 
 def test_score_parallel_calls_in_either_order():
-    exp = [{"name": "get_weather", "arguments": {"city": "Oslo"}}, {"name": "get_weather", "arguments": {"city": "Rome", "days": 2}},
+    exp = [{"name": "get_weather", "arguments": {"city": "Oslo"}},
+           {"name": "get_weather", "arguments": {"city": "Rome", "days": 2}},
            {"name": "get_time", "arguments": {"tz": "UTC"}}]
-    a = call("get_weather", {"city": "Oslo"}) + call("get_weather", {"days": 2, "city": "Rome"}) + call("get_time", {"tz": "UTC"})
-    b = call("get_time", {"tz": "UTC"}) + call("get_weather", {"city": "Rome", "days": 2.0}) + call("get_weather", {"city": "Oslo"})
+    a = (call("get_weather", {"city": "Oslo"}) + call("get_weather", {"days": 2, "city": "Rome"})
+         + call("get_time", {"tz": "UTC"}))
+    b = (call("get_time", {"tz": "UTC"}) + call("get_weather", {"city": "Rome", "days": 2.0})
+         + call("get_weather", {"city": "Oslo"}))
     assert score_prediction(exp, a, TOOLS).correct and score_prediction(exp, b, TOOLS).correct
-    half = score_prediction(exp, call("get_weather", {"city": "Rome", "days": 2}) + call("get_time", {"tz": "UTC"}), TOOLS)
+    half = score_prediction(exp, call("get_weather", {"city": "Rome", "days": 2}) + call("get_time", {"tz": "UTC"}),
+                            TOOLS)
     assert flags(half) == (True, True, True, False, False, False)
     assert [(m["name"], m["name_ok"], m["args_ok"]) for m in half.matches] == \
         [("get_weather", False, False), ("get_weather", True, True), ("get_time", True, True)]
@@ -216,7 +223,8 @@ def test_score_parallel_calls_in_either_order():
 
 def test_score_no_call_expected():
     assert flags(score_prediction([], "Hello! How can I help?", TOOLS)) == (False, None, None, None, None, True)
-    assert flags(score_prediction([], call("get_weather", {"city": "Oslo"}), TOOLS)) == (True, True, True, None, None, False)
+    assert flags(score_prediction([], call("get_weather", {"city": "Oslo"}), TOOLS)) == \
+        (True, True, True, None, None, False)
 
 
 def test_score_accepts_openai_form_parsed_calls_and_rows_without_tools():
@@ -234,17 +242,19 @@ def test_summarize_metrics_counts_and_per_tool():
               score_prediction(OSLO, "No.", TOOLS),
               score_prediction([], "Hi!", TOOLS),
               score_prediction([], call("get_time", {"tz": "UTC"}), TOOLS),
-              score_prediction([{"name": "get_time", "arguments": {"tz": "UTC"}}], '{"name": "get_time", "arguments": {"tz": "UTC"}}', TOOLS)]
+              score_prediction([{"name": "get_time", "arguments": {"tz": "UTC"}}],
+                               '{"name": "get_time", "arguments": {"tz": "UTC"}}', TOOLS)]
     r = summarize(scores)
     assert r["metrics"] == {"call_rate": 0.8, "valid_json_rate": 0.8, "schema_valid_rate": 0.8, "name_accuracy": 0.8,
-                            "argument_accuracy": 0.4, "full_call_accuracy": 0.4, "no_call_accuracy": 0.5, "accuracy": 0.4286}
+                            "argument_accuracy": 0.4, "full_call_accuracy": 0.4, "no_call_accuracy": 0.5,
+                            "accuracy": 0.4286}
     assert r["counts"] == {"rows": 7, "rows_expecting_calls": 5, "rows_expecting_no_call": 2, "rows_correct": 3,
                            "expected_calls": 5, "calls_produced": 5, "invalid_json_calls": 1, "untagged_calls": 1,
                            "truncated_calls": 1, "unexpected_calls": 1}
     assert list(r["per_tool"]) == ["get_weather", "get_time"]
     assert r["per_tool"]["get_weather"] == {"expected_calls": 4, "name_accuracy": 0.75, "argument_accuracy": 0.25,
-                                            "full_call_accuracy": 0.25, "produced_calls": 3, "schema_valid_rate": 0.6667,
-                                            "unexpected_calls": 0}
+                                            "full_call_accuracy": 0.25, "produced_calls": 3,
+                                            "schema_valid_rate": 0.6667, "unexpected_calls": 0}
     assert r["per_tool"]["get_time"] == {"expected_calls": 1, "name_accuracy": 1.0, "argument_accuracy": 1.0,
                                          "full_call_accuracy": 1.0, "produced_calls": 2, "schema_valid_rate": 1.0,
                                          "unexpected_calls": 1}
@@ -253,13 +263,15 @@ def test_summarize_metrics_counts_and_per_tool():
 
 def test_summarize_nothing_to_divide_by():
     r = summarize([score_prediction([], "Hi", TOOLS)])
-    assert r["metrics"]["call_rate"] is None and r["metrics"]["valid_json_rate"] is None and r["metrics"]["no_call_accuracy"] == 1.0
+    m = r["metrics"]
+    assert m["call_rate"] is None and m["valid_json_rate"] is None and m["no_call_accuracy"] == 1.0
     assert summarize([])["metrics"]["accuracy"] is None
 
 
 def test_score_rows_keeps_failures_to_read():
     rows = eval_rows_from_conversations([{**normalize_row(CONV)[0], "_line": 7}])
-    outputs = [call("get_weather", {"city": "Oslo"}) + call("get_time", {"tz": "Asia/Tokyo"}), call("get_time", {"tz": "UTC"}), "Anytime."]
+    outputs = [call("get_weather", {"city": "Oslo"}) + call("get_time", {"tz": "Asia/Tokyo"}),
+               call("get_time", {"tz": "UTC"}), "Anytime."]
     r = score_rows(rows, outputs)
     assert r["metrics"]["accuracy"] == 0.6667
     f, = r["failures"]
@@ -289,8 +301,10 @@ def test_eval_rows_skip_turns_without_a_question():
 
 def test_normalize_eval_row():
     row, warns = normalize_eval_row({"messages": [{"role": "user", "content": "Time?"}], "tools": TOOLS,
-                                     "expected_calls": [{"name": "get_time", "arguments": '{"tz": "UTC"}'}, {"name": "nope", "arguments": {}}]})
-    assert row["expected_calls"] == [{"name": "get_time", "arguments": {"tz": "UTC"}}, {"name": "nope", "arguments": {}}]
+                                     "expected_calls": [{"name": "get_time", "arguments": '{"tz": "UTC"}'},
+                                                        {"name": "nope", "arguments": {}}]})
+    assert row["expected_calls"] == [{"name": "get_time", "arguments": {"tz": "UTC"}},
+                                     {"name": "nope", "arguments": {}}]
     assert warns == ["expected_calls[1].name: 'nope' is not in tools"] and row["tools"] == TOOLS
 
 
@@ -298,12 +312,16 @@ def test_normalize_eval_row():
     ([], "", "not_object"),
     ({"expected_calls": []}, "messages", "no_messages"),
     ({"messages": [{"role": "bot", "content": "x"}], "expected_calls": []}, "messages[0].role", "bad_role"),
-    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "expected_calls": []}, "messages[1]", "bad_prompt"),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], "expected_calls": []},
+     "messages[1]", "bad_prompt"),
     ({"messages": [{"role": "system", "content": "x"}], "expected_calls": []}, "messages[0]", "bad_prompt"),
     ({"messages": [{"role": "user", "content": "x"}]}, "expected_calls", "bad_expected"),
-    ({"messages": [{"role": "user", "content": "x"}], "expected_calls": [{"name": "f", "arguments": "{oops"}]}, "expected_calls[0].arguments", "bad_arguments"),
-    ({"messages": [{"role": "user", "content": "x"}], "expected_calls": [{"arguments": {}}]}, "expected_calls[0].name", "bad_tool_call"),
-    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"x": 1}], "expected_calls": []}, "tools[0]", "bad_tools"),
+    ({"messages": [{"role": "user", "content": "x"}], "expected_calls": [{"name": "f", "arguments": "{oops"}]},
+     "expected_calls[0].arguments", "bad_arguments"),
+    ({"messages": [{"role": "user", "content": "x"}], "expected_calls": [{"arguments": {}}]},
+     "expected_calls[0].name", "bad_tool_call"),
+    ({"messages": [{"role": "user", "content": "x"}], "tools": [{"x": 1}], "expected_calls": []},
+     "tools[0]", "bad_tools"),
 ])
 def test_normalize_eval_row_errors(obj, field, kind):
     with pytest.raises(RowError) as e:
@@ -325,7 +343,8 @@ def test_read_eval_rows_both_kinds_and_errors(write_jsonl):
     assert [(d["line"], d["field"], d["kind"]) for d in rep.dropped] == \
         [(4, "messages[0]", "nothing_to_evaluate"), (6, "", "not_json"), (7, "", "bad_utf8")]
     assert "add expected_calls" in rep.dropped[0]["message"]
-    assert rep.warnings[0]["line"] == 5 and "tools[0].function.parameters: not a valid JSON Schema" in rep.warnings[0]["message"]
+    assert rep.warnings[0]["line"] == 5
+    assert "tools[0].function.parameters: not a valid JSON Schema" in rep.warnings[0]["message"]
     with pytest.raises(DataError, match=r"data\.jsonl:4: messages\[0\]: conversation ends on a user turn"):
         read_eval_rows(path, mode="strict")
 

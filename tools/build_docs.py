@@ -322,7 +322,8 @@ def copy_widget_manager(tgz: Path, dest: Path) -> None:
             name = member.name
             if not (member.isfile() and name.startswith("package/dist/")): continue
             base = name.rsplit("/", 1)[1]
-            if base in ("embed.js", "embed.js.LICENSE.txt") or base.endswith((".woff", ".woff2", ".ttf", ".eot", ".svg")):
+            fonts = (".woff", ".woff2", ".ttf", ".eot", ".svg")
+            if base in ("embed.js", "embed.js.LICENSE.txt") or base.endswith(fonts):
                 (dest / base).write_bytes(tf.extractfile(member).read())
             elif name == "package/LICENSE":
                 (dest / "LICENSE").write_bytes(tf.extractfile(member).read())
@@ -381,7 +382,8 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
         fm, has_widgets = prepare_for_html(nb)
         name = page_name(nb_path, nbs_path)
         title = str(fm.get("title") or nb_path.stem)
-        pages.append({"href": name, "title": title, "src": nb_path.relative_to(nbs_path).as_posix(), "section": sections[nb_path]})
+        pages.append({"href": name, "title": title, "src": nb_path.relative_to(nbs_path).as_posix(),
+                      "section": sections[nb_path]})
         prepared.append((nb_path, nb, name, title, has_widgets))
 
     _fresh_dir(out)
@@ -399,7 +401,8 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
         nav = [{**p, "url": _rel(p["href"], name), "active": p["href"] == name} for p in pages]
         resources = {"metadata": {"name": title},
                      "forge_site": {"nav": nav, "title": site_title,
-                                    "prefix": prefix, "page_title": title, "src": f"nbs/{nb_path.relative_to(nbs_path).as_posix()}",
+                                    "prefix": prefix, "page_title": title,
+                                    "src": f"nbs/{nb_path.relative_to(nbs_path).as_posix()}",
                                     "widgets": has_widgets, "widget_js": exporter.widget_renderer_url,
                                     "home": _rel("index.html", name)}}
         nb.metadata["title"] = f"{title} – {site_title}" if title != site_title else site_title
@@ -425,7 +428,8 @@ def build(out: Path, proc: Path | None = None, workers: int | None = None, quiet
     (out / "pages.json").write_text(json.dumps(pages, indent=1), encoding="utf-8")
     (out / ".nojekyll").write_text("")
     t2 = time.time()
-    say(f"wrote {len(pages)} pages to {out} in {t2 - t1:.1f}s (widgets on: {', '.join(widget_pages) or 'none'}); total {t2 - t0:.1f}s")
+    on = ", ".join(widget_pages) or "none"
+    say(f"wrote {len(pages)} pages to {out} in {t2 - t1:.1f}s (widgets on: {on}); total {t2 - t0:.1f}s")
     return {"out": out, "pages": pages, "widget_pages": widget_pages, "proc_times": proc_times,
             "seconds": t2 - t0}
 

