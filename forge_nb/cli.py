@@ -194,7 +194,9 @@ def _progress_display(save: ProgressFn) -> Iterator[ProgressFn]:
     "Show a progress bar while the block runs; yields a progress function that calls `save`, then updates the bar."
     with _rich_progress() as bar:
         task = bar.add_task("train", total=None, loss="n/a")
-        plain = not bar.console.is_terminal  # output redirected: rich draws nothing until the end, so print lines
+        # output redirected, or a terminal that cannot redraw (TERM=dumb): rich draws nothing until the end,
+        # so print a line per logged step instead
+        plain = not bar.console.is_interactive
 
         def on_progress(step: int, total: int, progress: float, loss: float | None, epoch: float) -> None:
             save(step, total, progress, loss, epoch)

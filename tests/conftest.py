@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from families import FAMILIES, make_family  # tests/ is on sys.path
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +52,12 @@ def args(tmp_path_factory: pytest.TempPathFactory) -> Any:
     "`transformers.TrainingArguments` for driving callbacks by hand (no training, nothing reported)."
     from transformers import TrainingArguments
     return TrainingArguments(output_dir=str(tmp_path_factory.mktemp("out")), report_to=[])
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request: pytest.FixtureRequest, smol_tok: Any) -> tuple[str, Any]:
+    "`(name, tokenizer)` for each model family of `families.FAMILIES` (a test using it runs once per family)."
+    return request.param, make_family(smol_tok, request.param)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

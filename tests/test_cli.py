@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eval_samples import CONV, OSLO, TOOLS  # tests/ is on sys.path
 
 from forge_nb.chat_templates import choose_template
 from forge_nb.cli import build_parser, main
@@ -23,34 +24,6 @@ def run_cli(*args):
     exe = shutil.which("forge-nb")
     assert exe, "the forge-nb console script is not installed (pip install -e .)"
     return subprocess.run([exe, *args], capture_output=True, text=True)
-
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                          "required": ["city"], "additionalProperties": False}}}
-
-
-TIME = {"type": "function", "function": {"name": "get_time", "description": "Current time.",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
-
-
-TOOLS = [WEATHER, TIME]
-
-
-OSLO = [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
-
-
-CONV = {"messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": "Weather in Oslo, and the time in Tokyo?"},
-                     {"role": "assistant", "content": "", "tool_calls": [
-                         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
-                         {"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}]},
-                     {"role": "tool", "name": "get_weather", "content": "4 °C"},
-                     {"role": "tool", "name": "get_time", "content": "21:00"},
-                     {"role": "assistant", "content": "4 °C in Oslo; 21:00 in Tokyo."},
-                     {"role": "user", "content": "Thanks!"},
-                     {"role": "assistant", "content": "You're welcome."}],
-        "tools": TOOLS}
 
 
 @pytest.fixture(scope="module")

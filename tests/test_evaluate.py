@@ -1,42 +1,13 @@
 """Edge cases of `forge_nb.evaluate`: prompts, reports and the loss check (the chapter is nbs/api/09_evaluate.ipynb)."""
-import json
 
 import pytest
+from eval_samples import CONV, call  # tests/ is on sys.path
 
 from forge_nb.chat_templates import choose_template
 from forge_nb.data import render_row
 from forge_nb.evaluate import format_report, plot_report, render_prompt, stop_token_ids
 from forge_nb.rows import normalize_row
 from forge_nb.toolcalls import METRICS, eval_rows_from_conversations, score_rows
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                          "required": ["city"], "additionalProperties": False}}}
-
-
-TIME = {"type": "function", "function": {"name": "get_time", "description": "Current time.",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
-
-
-TOOLS = [WEATHER, TIME]
-
-
-CONV = {"messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": "Weather in Oslo, and the time in Tokyo?"},
-                     {"role": "assistant", "content": "", "tool_calls": [
-                         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
-                         {"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}]},
-                     {"role": "tool", "name": "get_weather", "content": "4 °C"},
-                     {"role": "tool", "name": "get_time", "content": "21:00"},
-                     {"role": "assistant", "content": "4 °C in Oslo; 21:00 in Tokyo."},
-                     {"role": "user", "content": "Thanks!"},
-                     {"role": "assistant", "content": "You're welcome."}],
-        "tools": TOOLS}
-
-
-def call(name, args):
-    "A reply with one call, written the way the Hermes template writes it."
-    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n</tool_call>'
 
 
 def _norm(row):

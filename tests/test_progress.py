@@ -8,6 +8,7 @@ import types
 from typing import Any
 
 import pytest
+from fakes import FakeClock, demo_run, fake_run  # noqa: E402  (tests/ is on sys.path)
 from transformers import TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import CallbackHandler, DefaultFlowCallback, PrinterCallback, ProgressCallback
 
@@ -27,7 +28,6 @@ from forge_nb.progress import (
     remove_trainer_progress,
     thin,
 )
-from fakes import FakeClock, demo_run, fake_run  # noqa: E402  (tests/ is on sys.path)
 
 
 class Recorder:

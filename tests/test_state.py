@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeClock  # tests/fakes.py (pytest puts tests/ on sys.path)
 
 from forge_nb.state import PipelineStage, PipelineState, StateError, StateManager, state_progress_callback
-from fakes import FakeClock  # tests/fakes.py (pytest puts tests/ on sys.path)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Edge cases of `forge_nb.toolcalls` (the story and the main examples are in nbs/api/07_toolcalls.ipynb)."""
-import json
 
 import pytest
+from eval_samples import CONV, OSLO, TOOLS, call  # tests/ is on sys.path
 
 from forge_nb.rows import DataError, RowError, normalize_row, normalize_tools
 from forge_nb.toolcalls import (
@@ -20,41 +20,8 @@ from forge_nb.toolcalls import (
 )
 
 
-def call(name, args, close=True):
-    "A reply with one call, written the way the Hermes template writes it."
-    return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n' + ("</tool_call>" if close else "")
-
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather.",
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
-                          "required": ["city"], "additionalProperties": False}}}
-
-
-TIME = {"type": "function", "function": {"name": "get_time", "description": "Current time.",
-        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
-
-
-TOOLS = [WEATHER, TIME]
-
-
-OSLO = [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
-
-
 def flags(s):
     return (s.called, s.valid_json, s.schema_valid, s.names_correct, s.args_correct, s.correct)
-
-
-CONV = {"messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": "Weather in Oslo, and the time in Tokyo?"},
-                     {"role": "assistant", "content": "", "tool_calls": [
-                         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}},
-                         {"type": "function", "function": {"name": "get_time", "arguments": '{"tz": "Asia/Tokyo"}'}}]},
-                     {"role": "tool", "name": "get_weather", "content": "4 °C"},
-                     {"role": "tool", "name": "get_time", "content": "21:00"},
-                     {"role": "assistant", "content": "4 °C in Oslo; 21:00 in Tokyo."},
-                     {"role": "user", "content": "Thanks!"},
-                     {"role": "assistant", "content": "You're welcome."}],
-        "tools": TOOLS}
 
 
 @pytest.mark.parametrize("text", [
