@@ -27,6 +27,13 @@ def test_notebook(nb, monkeypatch):
 
 
 @pytest.mark.parametrize("nb", NBS, ids=IDS)
+def test_notebook_is_valid(nb):
+    "Each notebook is valid nbformat 4 (what Jupyter, nbdev and the docs build read)."
+    import nbformat
+    nbformat.validate(nbformat.read(nb, as_version=4))
+
+
+@pytest.mark.parametrize("nb", NBS, ids=IDS)
 def test_saved_outputs(nb):
     problems = run_notebooks.output_problems(json.loads(nb.read_text(encoding="utf-8")), nb.name)
     assert not problems, "\n".join(problems) + f"\nre-run: python tools/run_notebooks.py {nb.relative_to(ROOT)}"
