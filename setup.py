@@ -32,6 +32,10 @@ extras = {
     # bitsandbytes alone, for the `peft` backend's QLoRA on CUDA without Unsloth.
     'gpu': ['bitsandbytes>=0.45.5'],
     'notebook': ['ipywidgets>=8', 'jupyterlab>=4', 'matplotlib>=3.8'],
+    # Experiment trackers for `report_to` / `--report-to` (TensorBoard works offline; W&B runs offline by default).
+    'tensorboard': ['tensorboard>=2.14'],
+    'wandb': ['wandb>=0.19'],
+    'trackio': ['trackio>=0.5'],
     # Docs without Quarto (tools/build_docs.py) and the browser tests (tests/test_docs_site.py; tests/test_lab_widget.py:
     # the walkthrough's training widget in JupyterLab), with Debian's chromium: `apt-get install -y chromium`;
     # never `playwright install`.

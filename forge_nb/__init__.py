@@ -10,13 +10,17 @@ __all__ = ['MODULES']
 __doc__ = """Notebook-first LoRA/QLoRA fine-tuning of LLMs for tool calling (Unsloth, TRL, PEFT).
 
 `TrainingEngine(TrainingConfig(...)).train()` trains an adapter on a JSONL file of tool-calling
-conversations; `forge-nb train|status|check-data|eval` does the same from the shell. The
+conversations; `forge-nb train|status|check-data|eval|profiles` does the same from the shell. The
 documentation is built from the notebooks in `nbs/` (see README.md)."""
 
 import ast
 import importlib
+import os
 from pathlib import Path
 from typing import Any
+
+# %% ../nbs/api/14_package.ipynb #9d320d0f
+for _var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"): os.environ.setdefault(_var, "1")
 
 # %% ../nbs/api/14_package.ipynb #7e5b1925
 MODULES: tuple[str, ...] = ("runtime", "config", "models", "rows", "example_data", "chat_templates", "data",

@@ -5,17 +5,24 @@
 # %% ../nbs/api/01_config.ipynb #84cbb649
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import Any, ClassVar, Literal, NoReturn, Union, get_args, get_origin, get_type_hints
 
 from fastcore.basics import patch
+from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['PROFILES', 'EMBEDDED_MODEL', 'MODEL_IDS', 'Backend', 'BACKENDS', 'ON_BAD_ROWS', 'LENGTH_POLICIES', 'TrainingProfile',
-           'get_profile', 'resolve_model_id', 'TrainingConfig']
+__all__ = ['PROFILES', 'PROFILE_SETTINGS', 'EMBEDDED_MODEL', 'MODEL_IDS', 'Backend', 'OnBadRows', 'LengthPolicy', 'ReportTo',
+           'BACKENDS', 'ON_BAD_ROWS', 'LENGTH_POLICIES', 'REPORT_TO', 'MAX_SEQ_LENGTH', 'MAX_NEW_TOKENS',
+           'MIN_SEQ_LENGTH', 'TrainingProfile', 'get_profile', 'resolve_model_id', 'check_lengths', 'prompt_budget',
+           'TrainingConfig', 'Setting', 'settings', 'load_config']
 
 # %% ../nbs/api/01_config.ipynb #1b869c34
 def _fail(owner: str, name: str, value: Any, why: str) -> NoReturn:
@@ -112,6 +119,9 @@ def get_profile(name: str,  # a key of `PROFILES`
     except (KeyError, TypeError):
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}") from None
 
+# %% ../nbs/api/01_config.ipynb #4ee57863
+PROFILE_SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(TrainingProfile) if f.name != "name")
+
 # %% ../nbs/api/01_config.ipynb #9c3a677e
 EMBEDDED_MODEL = "smollm2-135m"
 
@@ -145,10 +155,42 @@ def resolve_model_id(name: str,  # a key of `MODEL_IDS`, a hub id (`owner/name`)
                      " (or a hub id such as 'owner/name', or a local folder)")
 
 # %% ../nbs/api/01_config.ipynb #b14bf729
-Backend = Literal["auto", "unsloth", "peft"]
-BACKENDS: tuple[str, ...] = ("auto", "unsloth", "peft")  # auto: unsloth when CUDA and Unsloth are there
-ON_BAD_ROWS: tuple[str, ...] = ("skip", "strict")  # skip a bad data row and report it, or stop at the first
-LENGTH_POLICIES: tuple[str, ...] = ("truncate", "drop")  # what happens to a conversation over max_seq_length
+Backend = Literal["auto", "unsloth", "peft"]  # auto: unsloth when CUDA and Unsloth are there, else peft
+OnBadRows = Literal["skip", "strict"]  # skip a bad data row and report it, or stop at the first
+LengthPolicy = Literal["truncate", "drop"]  # what happens to a conversation over max_seq_length
+ReportTo = Literal["none", "tensorboard", "wandb", "trackio"]  # where the trainer also sends its logs
+BACKENDS: tuple[str, ...] = get_args(Backend)
+ON_BAD_ROWS: tuple[str, ...] = get_args(OnBadRows)
+LENGTH_POLICIES: tuple[str, ...] = get_args(LengthPolicy)
+REPORT_TO: tuple[str, ...] = get_args(ReportTo)
+
+# %% ../nbs/api/01_config.ipynb #4a778343
+MAX_SEQ_LENGTH = 2048  # tokens per sample by default, prompt and reply
+MAX_NEW_TOKENS = 256  # tokens generated per reply by default
+MIN_SEQ_LENGTH = 64  # fewer tokens cannot hold a system prompt, a question and a tool call
+
+# %% ../nbs/api/01_config.ipynb #b7cab5d2
+def check_lengths(max_seq_length: Any,  # tokens per sample, prompt and reply
+                  max_new_tokens: Any = None,  # tokens generated per reply; `None`: nothing is generated
+                  owner: str = "TrainingConfig",  # who owns the limits, named in the message
+                  new_tokens_name: str = "max_new_tokens",  # the name of `max_new_tokens` in the message
+                  ) -> None:
+    "Check the length limits. Raises `ValueError` naming the limit: too small, or no room left for a prompt."
+    if not _is_count(max_seq_length, MIN_SEQ_LENGTH):
+        _fail(owner, "max_seq_length", max_seq_length, f"must be an integer ≥ {MIN_SEQ_LENGTH}")
+    if max_new_tokens is None: return
+    if not _is_count(max_new_tokens): _fail(owner, new_tokens_name, max_new_tokens, "must be an integer ≥ 1")
+    if max_new_tokens >= max_seq_length:
+        _fail(owner, new_tokens_name, max_new_tokens, f"must be below max_seq_length={max_seq_length} "
+              "(a prompt gets what the reply leaves)")
+
+# %% ../nbs/api/01_config.ipynb #7426e667
+def prompt_budget(max_seq_length: int,  # tokens per sample, prompt and reply
+                  max_new_tokens: int,  # tokens generated per reply
+                  ) -> int:  # the most tokens a prompt may have
+    "The tokens a prompt may have when `max_new_tokens` are generated after it. Raises `ValueError` as `check_lengths`."
+    check_lengths(max_seq_length, max_new_tokens, owner="generation")
+    return max_seq_length - max_new_tokens
 
 # %% ../nbs/api/01_config.ipynb #9b8d8559
 def _check_names(c: TrainingConfig) -> None:
@@ -167,20 +209,23 @@ def _check_paths(c: TrainingConfig) -> None:
 
 # %% ../nbs/api/01_config.ipynb #15424660
 def _check_sizes(c: TrainingConfig) -> None:
-    "The sequence length, logging interval and step override of config `c` are integers in range."
-    for name in ("max_seq_length", "logging_steps"):
-        v = getattr(c, name)
-        if not _is_count(v): _fail("TrainingConfig", name, v, "must be an integer ≥ 1")
-    if c.max_seq_length < 64: _fail("TrainingConfig", "max_seq_length", c.max_seq_length, "must be ≥ 64")
-    if c.max_steps is not None and not _is_count(c.max_steps):
-        _fail("TrainingConfig", "max_steps", c.max_steps, "must be an integer ≥ 1 or None")
+    "The length limits and the logging interval of config `c` are in range."
+    check_lengths(c.max_seq_length, c.eval_max_new_tokens if c.eval_after is True else None,
+                  new_tokens_name="eval_max_new_tokens")
+    if not _is_count(c.logging_steps):
+        _fail("TrainingConfig", "logging_steps", c.logging_steps, "must be an integer ≥ 1")
 
 # %% ../nbs/api/01_config.ipynb #f831e266
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    "The evaluated type hints of dataclass `cls`, field name → type (computed once)."
+    return get_type_hints(cls)
+
 def _check_choices(c: TrainingConfig) -> None:
-    "The backend, bad-row mode and length policy of config `c` are valid values."
-    for name, valid in (("backend", BACKENDS), ("on_bad_rows", ON_BAD_ROWS), ("length_policy", LENGTH_POLICIES)):
-        v = getattr(c, name)
-        if v not in valid: _fail("TrainingConfig", name, v, f"must be one of {', '.join(valid)}")
+    "Each `Literal`-typed field of config `c` (backend, on_bad_rows, length_policy, report_to) holds one of its values."
+    for name, hint in _hints(TrainingConfig).items():
+        if get_origin(hint) is Literal and (v := getattr(c, name)) not in get_args(hint):
+            _fail("TrainingConfig", name, v, f"must be one of {', '.join(get_args(hint))}")
 
 def _check_seed(c: TrainingConfig) -> None:
     "The seed of config `c` is an integer in [0, 2**32)."
@@ -202,56 +247,215 @@ def _check_eval(c: TrainingConfig) -> None:
 
 # %% ../nbs/api/01_config.ipynb #29c9eb6d
 def _check_switches(c: TrainingConfig) -> None:
-    "The switches of config `c` are `bool`s and `extra` is a dict with `str` keys."
+    "The switches of config `c` are `bool`s."
     for name in ("load_in_4bit", "assistant_only_loss", "eval_after"):
         v = getattr(c, name)
         if not isinstance(v, bool): _fail("TrainingConfig", name, v, "must be True or False")
+
+# %% ../nbs/api/01_config.ipynb #f520d27a
+_SFT_NAMES = {"max_length": "max_seq_length"}  # SFTConfig's names of config fields that it spells differently
+
+def _check_extra(c: TrainingConfig) -> None:
+    "`extra` of config `c` is a dict of `SFTConfig` arguments that no field of the config sets."
     if not isinstance(c.extra, dict) or not all(isinstance(k, str) for k in c.extra):
         _fail("TrainingConfig", "extra", c.extra, "must be a dict of SFTConfig keyword arguments")
+    own = {f.name for f in fields(c)}
+    for k, v in c.extra.items():
+        if (name := _SFT_NAMES.get(k, k)) in own:
+            _fail("TrainingConfig", f"extra[{k!r}]", v, f"set by the field {name}: use TrainingConfig({name}=…) "
+                  f"or --{name.replace('_', '-')}")
+
+# %% ../nbs/api/01_config.ipynb #f5e69a4a
+def _kinds(hint: Any) -> tuple[type, ...]:
+    "The types a value of type hint `hint` may have, `None` aside: `int | None` → `(int,)`, `Literal['a']` → `(str,)`."
+    if get_origin(hint) is Literal: return tuple(dict.fromkeys(type(a) for a in get_args(hint)))
+    args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    return tuple(get_origin(a) or a for a in args if a is not type(None))
+
+def _has_kind(v: Any, kinds: tuple[type, ...]) -> bool:
+    "Is `v` of one of `kinds` (an `int` counts as a `float`, a `bool` as no number)?"
+    if isinstance(v, bool): return bool in kinds
+    return isinstance(v, kinds) or (float in kinds and isinstance(v, int))
+
+# %% ../nbs/api/01_config.ipynb #f60a4257
+def _overrides(c: TrainingConfig) -> dict[str, Any]:
+    "The profile settings that config `c` sets, name → value."
+    return {name: v for name in PROFILE_SETTINGS if (v := getattr(c, name)) is not None}
+
+def _run_profile(c: TrainingConfig) -> TrainingProfile:
+    "The profile of config `c` with its overrides in place (a checked copy); the shared profile when there are none."
+    p, o = get_profile(c.profile), _overrides(c)
+    if ("max_steps" in o) != ("num_train_epochs" in o):  # one length of run replaces the other
+        o = {"max_steps": None, "num_train_epochs": None, **o}
+    return replace(p, **o) if o else p
+
+def _check_overrides(c: TrainingConfig) -> None:
+    "The overrides of config `c` have the profile's types and make a valid profile."
+    for name, v in _overrides(c).items():
+        kinds = _kinds(_hints(TrainingProfile)[name])
+        if not _has_kind(v, kinds):
+            _fail("TrainingConfig", name, v, f"must be {' or '.join(k.__name__ for k in kinds)} (None: the profile's)")
+    try: _run_profile(c)
+    except ValueError as e:  # the profile's message, naming the config's field
+        raise ValueError(str(e).replace(f"TrainingProfile({c.profile!r})", "TrainingConfig", 1)) from None
 
 # %% ../nbs/api/01_config.ipynb #ddcd6a74
 @dataclass
 class TrainingConfig:
     "What one training run uses. Raises `ValueError` naming the field for a bad value (see the checks above)."
     model_family: str = EMBEDDED_MODEL  # a key of MODEL_IDS, a hub id or a local folder
-    profile: str = "fast_dev"  # a key of PROFILES
+    profile: str = "fast_dev"  # a key of PROFILES: the LoRA and optimiser settings not set below
     data_path: Path | None = None  # JSONL of conversations; None → the shipped example data
-    output_dir: Path = Path(".mcp-forge/adapters")  # adapter/, checkpoints/, run.json go here
-    max_seq_length: int = 2048  # tokens per rendered conversation, the only truncation length (see length_policy)
+    output_dir: Path = Path(".mcp-forge/adapters")  # adapter/, checkpoints/, run.json, config.yaml go here
+    max_seq_length: int = MAX_SEQ_LENGTH  # tokens per rendered conversation, the only truncation length
     seed: int = 3407  # the run's random seed (LoRA initialisation, shuffling, the held-out split)
     backend: Backend = "auto"  # auto → unsloth when CUDA and Unsloth are present, else peft
-    max_steps: int | None = None  # overrides the profile's max_steps / epochs when set
     load_in_4bit: bool = True  # 4-bit base weights on CUDA (QLoRA); ignored on CPU
     assistant_only_loss: bool = True  # loss on assistant turns only (tool calls and answers)
-    on_bad_rows: str = "skip"  # skip: drop bad rows and report them; strict: stop at the first
-    length_policy: str = "truncate"  # a row over max_seq_length: "truncate" (see above) or "drop"
+    on_bad_rows: OnBadRows = "skip"  # skip: drop bad rows and report them; strict: stop at the first
+    length_policy: LengthPolicy = "truncate"  # a row over max_seq_length: cut after a whole assistant turn, or drop
     logging_steps: int = 1  # report the loss every N optimiser steps
+    report_to: ReportTo = "none"  # also log to TensorBoard (OUTPUT_DIR/runs), Weights & Biases or trackio
     eval_fraction: float = 0.0  # fraction of valid rows held out (seeded), never trained on; saved as eval.jsonl
     eval_after: bool = False  # after training, score tool calls on the held-out rows, base vs adapter
-    eval_max_new_tokens: int = 256  # generation budget per reply for eval_after
+    eval_max_new_tokens: int = MAX_NEW_TOKENS  # generation budget per reply for eval_after
     loss_check_rows: int = 32  # rows of the loss check after training, adapter off vs on; 0 = off
-    extra: dict[str, Any] = field(default_factory=dict)  # extra SFTConfig keyword arguments
+    lora_rank: int | None = None  # profile setting; None → the profile's
+    lora_alpha: int | None = None  # profile setting
+    lora_dropout: float | None = None  # profile setting
+    per_device_train_batch_size: int | None = None  # profile setting
+    gradient_accumulation_steps: int | None = None  # profile setting
+    learning_rate: float | None = None  # profile setting
+    warmup_steps: float | None = None  # profile setting
+    num_train_epochs: float | None = None  # profile setting; set it or max_steps, not both
+    max_steps: int | None = None  # profile setting; replaces the profile's steps or epochs
+    save_steps: int | None = None  # profile setting
+    weight_decay: float | None = None  # profile setting
+    lr_scheduler_type: str | None = None  # profile setting
+    extra: dict[str, Any] = field(default_factory=dict)  # SFTConfig keyword arguments no field above sets
     training_profile: ClassVar[TrainingProfile]  # defined below with @patch
+    overrides: ClassVar[dict[str, Any]]
     to_dict: ClassVar[Callable[[TrainingConfig], dict[str, Any]]]
+    from_dict: ClassVar[Callable[..., TrainingConfig]]
+    to_yaml: ClassVar[Callable[[TrainingConfig], str]]
 
     def __post_init__(self) -> None:
-        _check_names(self)
-        _check_paths(self)
-        _check_sizes(self)
-        _check_choices(self)
-        _check_seed(self)
-        _check_eval(self)
-        _check_switches(self)
+        for check in (_check_names, _check_paths, _check_sizes, _check_choices, _check_seed, _check_eval,
+                      _check_switches, _check_extra, _check_overrides):
+            check(self)
 
 # %% ../nbs/api/01_config.ipynb #461665ed
 @patch(as_prop=True)
+def overrides(self: TrainingConfig) -> dict[str, Any]:
+    "The profile settings this config sets, name → value (a setting left `None` is the profile's)."
+    return _overrides(self)
+
+# %% ../nbs/api/01_config.ipynb #589a6078
+@patch(as_prop=True)
 def training_profile(self: TrainingConfig) -> TrainingProfile:
-    "The profile, with `max_steps` applied when it is set."
-    p = get_profile(self.profile)
-    return replace(p, max_steps=self.max_steps, num_train_epochs=None) if self.max_steps else p
+    "The profile named by `profile`, with this config's `overrides` in place of its own settings."
+    return _run_profile(self)
 
 # %% ../nbs/api/01_config.ipynb #6c952bda
 @patch
 def to_dict(self: TrainingConfig) -> dict[str, Any]:
     "JSON-ready dict of the fields (paths as strings)."
     return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
+
+# %% ../nbs/api/01_config.ipynb #484acc48
+@dataclass(frozen=True)
+class Setting:
+    "One setting of a run, as declared by a field of `TrainingConfig`."
+    name: str  # the field's name, the key in a config file; the flag is `--name-with-dashes`
+    kinds: tuple[type, ...]  # the types its value may have, `None` aside
+    default: Any  # the field's default; `None` for a profile setting (the profile's value)
+    help: str  # the field's comment; for a profile setting, the `TrainingProfile` field's
+    choices: tuple[Any, ...] = ()  # the values of a `Literal` field; empty: any value of `kinds`
+
+# %% ../nbs/api/01_config.ipynb #0eac8509
+def _setting(f: Any, docs: dict[str, str | None], profile_docs: dict[str, str | None]) -> Setting:
+    "The `Setting` of dataclass field `f` of `TrainingConfig`."
+    hint, profile = _hints(TrainingConfig)[f.name], f.name in PROFILE_SETTINGS
+    default = f.default_factory() if f.default_factory is not MISSING else f.default
+    return Setting(f.name, _kinds(hint), default, ((profile_docs if profile else docs)[f.name] or "").strip(),
+                   get_args(hint) if get_origin(hint) is Literal else ())
+
+@cache
+def settings() -> dict[str, Setting]:
+    "Every setting of a run, name → `Setting`, in the order of `TrainingConfig`'s fields."
+    docs, profile_docs = docments(TrainingConfig), docments(TrainingProfile)
+    return {f.name: _setting(f, docs, profile_docs) for f in fields(TrainingConfig)}
+
+# %% ../nbs/api/01_config.ipynb #7b90c449
+def _unknown(key: Any, where: str) -> ValueError:
+    "The error for `key`, which names no setting, found in `where`: with the closest setting's name when one is close."
+    close = difflib.get_close_matches(str(key), list(settings()), n=1)
+    return ValueError(f"{where}: unknown setting {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+def _coerce(s: Setting, v: Any) -> Any:
+    "Value `v` for setting `s`: a number written as text becomes the number; anything else is left to the checks."
+    if not isinstance(v, str) or str in s.kinds or not {int, float} & set(s.kinds): return v
+    try: return int(v) if v.strip().lstrip("+-").isdigit() else float(v)  # an int is a fine float
+    except ValueError: return v
+
+# %% ../nbs/api/01_config.ipynb #0439ead7
+@patch(cls_method=True)
+def from_dict(cls: TrainingConfig,
+              d: Mapping[str, Any],  # setting name → value; what is missing keeps its default
+              where: str = "TrainingConfig",  # where `d` comes from, named in the message of an unknown key
+              ) -> TrainingConfig:
+    "A config from mapping `d`. Raises `ValueError` for an unknown key (naming the closest setting) or a bad value."
+    known = settings()
+    for k in d:
+        if k not in known: raise _unknown(k, where)
+    return TrainingConfig(**{k: _coerce(known[k], v) for k, v in d.items()})
+
+# %% ../nbs/api/01_config.ipynb #3918d83a
+def _yaml_settings(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    "The mapping in YAML file `path` and the line (from 1) of each key. Raises `ValueError` naming file and line."
+    import yaml
+    try: text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e: raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    try: node, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise ValueError(f"{where}: not YAML ({getattr(e, 'problem', e)})") from None
+    if data is None: return {}, {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must be a mapping of settings (name: value), not a {type(data).__name__}")
+    lines: dict[str, int] = {}
+    for key, _ in node.value:
+        if key.value in lines: raise ValueError(f"{path}, line {key.start_mark.line + 1}: {key.value!r} given twice")
+        lines[key.value] = key.start_mark.line + 1
+    return data, lines
+
+# %% ../nbs/api/01_config.ipynb #925ef304
+def _field_of(e: ValueError) -> str | None:
+    "The config field that failed check `e` names (its message starts `TrainingConfig.name=`), else `None`."
+    m = re.match(r"TrainingConfig\.(\w+)", str(e))
+    return m.group(1) if m else None
+
+def load_config(path: str | Path,  # a YAML file of settings
+                overrides: Mapping[str, Any] | None = None,  # settings that win over the file (the command line's)
+                defaults: Mapping[str, Any] | None = None,  # settings that the file may change
+                ) -> TrainingConfig:
+    "The config of YAML file `path`. Raises `ValueError` naming file, line and setting; `OSError` if unreadable."
+    values, lines = _yaml_settings(Path(path))
+    for k in values:
+        if k not in settings(): raise _unknown(k, f"{path}, line {lines.get(str(k), '?')}")
+    try: return TrainingConfig.from_dict({**(defaults or {}), **values, **(overrides or {})})
+    except ValueError as e:
+        if (name := _field_of(e)) in values and name not in (overrides or {}):
+            raise ValueError(f"{path}, line {lines[name]}: {e}") from None
+        raise
+
+# %% ../nbs/api/01_config.ipynb #2fc8f19b
+_YAML_HEADER = "# forge_nb training config: repeat the run with `forge-nb train --config <this file>`\n"
+
+@patch
+def to_yaml(self: TrainingConfig) -> str:
+    "The config as the text of a YAML file that `load_config` reads back: set fields, in field order."
+    import yaml
+    d = {k: v for k, v in self.to_dict().items() if v is not None}
+    return _YAML_HEADER + yaml.safe_dump(d, sort_keys=False, allow_unicode=True)

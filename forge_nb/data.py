@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .chat_templates import TemplateChoice, choose_template, render_messages, template_messages
-from .config import EMBEDDED_MODEL, LENGTH_POLICIES
+from .config import EMBEDDED_MODEL, LENGTH_POLICIES, MAX_SEQ_LENGTH, check_lengths
 from .models import load_tokenizer
 from .rows import DataError, DataReport, read_jsonl, tool_stats
 
@@ -172,12 +172,15 @@ def _percentiles(xs: list[int]) -> dict[str, int]:
     return {"min": s[0], "p50": pick(.5), "p90": pick(.9), "p99": pick(.99), "max": s[-1]}
 
 # %% ../nbs/api/06_data.ipynb #90560954
-def _check_limits(max_seq_length: Any, length_policy: str) -> None:
-    "Raises `ValueError` unless `max_seq_length` is an integer ≥ 1 and `length_policy` one of `LENGTH_POLICIES`."
-    if not isinstance(max_seq_length, int) or isinstance(max_seq_length, bool) or max_seq_length < 1:
-        raise ValueError(f"max_seq_length={max_seq_length!r}: must be an integer ≥ 1")
+def _check_policy(length_policy: str) -> None:
+    "Raises `ValueError` unless `length_policy` is one of `LENGTH_POLICIES`."
     if length_policy not in LENGTH_POLICIES:
         raise ValueError(f"length_policy={length_policy!r}: must be one of {', '.join(LENGTH_POLICIES)}")
+
+def _check_limits(max_seq_length: Any, length_policy: str) -> None:
+    "The limits a user gives: `max_seq_length` passes `check_lengths` (as in the config) and the policy is known."
+    check_lengths(max_seq_length, owner="data")
+    _check_policy(length_policy)
 
 # %% ../nbs/api/06_data.ipynb #2708cf75
 @dataclass
@@ -273,7 +276,7 @@ def build_examples(rows: list[dict],  # normalised rows, each with its `_line` (
                    length_policy: str = "truncate",  # "truncate" or "drop" a row over `max_seq_length`
                   ) -> dict[str, list]:  # `{"input_ids": [[int]], "assistant_masks": [[0|1]]}`, a list per kept row
     "`build_dataset` without the `datasets.Dataset`. Raises as `build_dataset` does."
-    _check_limits(max_seq_length, length_policy)
+    _check_policy(length_policy)
     b = _Build(tok, choice, max_seq_length, report, assistant_only, length_policy)
     for row in rows:
         try: ex, n_msgs = _row_example(b, row)
@@ -305,7 +308,7 @@ def build_dataset(rows: list[dict],  # normalised rows, each with its `_line` (`
 # %% ../nbs/api/06_data.ipynb #2cc85b56
 def load_training_data(path: str | Path,  # a JSONL file of conversations
                        tok: Any,  # the tokenizer
-                       max_seq_length: int = 2048,  # the most tokens a sample may have
+                       max_seq_length: int = MAX_SEQ_LENGTH,  # the most tokens a sample may have
                        mode: str = "skip",  # "skip": drop a bad row and report it; "strict": raise at the first
                        assistant_only: bool = True,  # supervise the assistant replies only
                        prefer_template: str = "auto",  # which template to use (see `choose_template`)
@@ -408,7 +411,7 @@ def _print_example(tok: Any, rows: list[dict], report: DataReport, choice: Templ
 # %% ../nbs/api/06_data.ipynb #d24f8475
 def data_report(path: str | Path,  # a JSONL file of conversations
                 model: str = EMBEDDED_MODEL,  # the model whose tokenizer and template to use
-                max_seq_length: int = 2048,  # the most tokens a sample may have
+                max_seq_length: int = MAX_SEQ_LENGTH,  # the most tokens a sample may have
                 *, tok: Any = None,  # a tokenizer to use instead of loading `model`'s
                 mode: str = "skip",  # "skip": drop a bad row and report it; "strict": raise at the first
                 length_policy: str = "truncate",  # "truncate" or "drop" a row over `max_seq_length`

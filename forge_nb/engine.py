@@ -9,7 +9,8 @@ import os
 import platform
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib.metadata import version
@@ -60,7 +61,7 @@ def _device_settings(backend: str, cuda: bool) -> dict[str, Any]:
                 use_cpu=not cuda, gradient_checkpointing=bool(cuda and backend != "unsloth"))  # Unsloth sets its own
 
 # %% ../nbs/api/12_engine.ipynb #d0a3a09a
-def build_sft_config(c: TrainingConfig,  # gives output_dir, max_seq_length, seed, logging_steps and `extra`
+def build_sft_config(c: TrainingConfig,  # gives output_dir, max_seq_length, seed, logging, report_to and `extra`
                      p: TrainingProfile,  # gives the batch, the learning rate, the length of the run, save_steps
                      backend: str,  # "unsloth" or "peft"
                      cuda: bool,  # train on a CUDA GPU (else on the CPU)
@@ -74,7 +75,7 @@ def build_sft_config(c: TrainingConfig,  # gives output_dir, max_seq_length, see
         warmup_steps=_warmup_steps(p), weight_decay=p.weight_decay, lr_scheduler_type=p.lr_scheduler_type,
         max_steps=p.max_steps or -1, num_train_epochs=p.num_train_epochs or 1, **_device_settings(backend, cuda),
         logging_steps=c.logging_steps, seed=c.seed, data_seed=c.seed, save_strategy="steps", save_steps=p.save_steps,
-        save_total_limit=3, max_length=c.max_seq_length, packing=False, report_to="none")
+        save_total_limit=3, max_length=c.max_seq_length, packing=False, report_to=c.report_to)
     kw.update(c.extra); kw.update(overrides)
     return SFTConfig(**kw)
 
@@ -187,6 +188,28 @@ def _check_trl_can_train(cuda: bool) -> None:
         raise RuntimeError(f"trl {v} cannot train on a CPU (its SFTTrainer computes the loss with a Triton kernel); "
                            "install trl>=1.16 for CPU training")
 
+# %% ../nbs/api/12_engine.ipynb #4918fc9a
+_TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "trackio": ("trackio",)}
+
+def _check_tracker(report_to: str) -> None:
+    "Raises `RuntimeError` when the package that tracker `report_to` logs with is not installed."
+    import importlib.util
+    pkgs = _TRACKER_PACKAGES.get(report_to, ())
+    if pkgs and not any(importlib.util.find_spec(p) for p in pkgs):
+        raise RuntimeError(f"report_to={report_to!r} needs the {pkgs[0]} package: pip install {pkgs[0]}")
+
+# %% ../nbs/api/12_engine.ipynb #91ddb58c
+@contextmanager
+def _tracker_env(report_to: str, out: Path) -> Iterator[None]:
+    "While the block runs, where tracker `report_to` writes (in `out`), unless the environment already says."
+    env = {"tensorboard": {"TENSORBOARD_LOGGING_DIR": str(out / "runs")},
+           "wandb": {"WANDB_MODE": "offline", "WANDB_DIR": str(out)}}.get(report_to, {})
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    os.environ.update(added)
+    try: yield
+    finally:
+        for k in added: os.environ.pop(k, None)
+
 # %% ../nbs/api/12_engine.ipynb #0d65ad06
 def _want_widget(progress_callback: ProgressFn | None, widget: bool | None) -> bool:
     "Show the live widget? `widget` decides when given; `None`: in a notebook with ipywidgets and no progress function."
@@ -279,7 +302,7 @@ def _run_record(self: TrainingEngine, started: datetime, wall: float, trainer: A
     n_trainable, n_total = count() if count is not None else (None, None)
     return {"forge_nb_run": 1, "started_at": started.isoformat(timespec="seconds"),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_time_s": round(wall, 2),
-            "config": self.config.to_dict(), "profile": asdict(self.profile),
+            "config": self.config.to_dict(), "overrides": self.config.overrides, "profile": asdict(self.profile),
             "base_model": {"name": self.config.model_family, "id": self.model_id},
             "backend": {"name": self.backend, "reason": self.backend_reason},
             "device": "cuda" if cuda_available() else "cpu", "data": _data_record(self.data_report, self.data_path),
@@ -334,7 +357,7 @@ def _evaluate_after(self: TrainingEngine, out: Path, show_progress: bool) -> dic
     rows, c = eval_rows_from_conversations(self.eval_rows), self.config
     res = evaluate_model(self.model, self.tokenizer, rows, self.template, adapter=True, compare_base=True,
                          max_new_tokens=c.eval_max_new_tokens, progress=show_progress,
-                         max_seq_length=c.max_seq_length + c.eval_max_new_tokens)  # prompts as long as training rows
+                         max_seq_length=c.max_seq_length)  # prompt + reply in the training length, as in eval
     write_json_atomic(out / "eval.json", res)
     return {"turns": len(rows) - len(res["too_long"]), "too_long": len(res["too_long"]),
             "report": str(out / "eval.json"), "delta": res["delta"],
@@ -363,15 +386,18 @@ def train(self: TrainingEngine,
     """Train, save the adapter and the records in `output_dir`, then run the checks after training. Raises
     `DataError` for unusable data and `RuntimeError` when the backend or TRL cannot train here."""
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
-    cuda = cuda_available()
+    cuda, c, out = cuda_available(), self.config, Path(self.config.output_dir)
     _check_trl_can_train(cuda)
+    _check_tracker(c.report_to)
+    write_text_atomic(out / "config.yaml", c.to_yaml())  # what repeats the run, saved before it can fail
     extra = self._progress_display(progress_callback, callbacks, widget)
     quiet = progress_callback is not None or self.progress_widget is not None  # ours on screen: the libraries' off
     self._load_missing(quiet)
-    out, progress = Path(self.config.output_dir), ForgeProgressCallback(progress_callback)
-    trainer = self._make_trainer(cuda, quiet, [progress, *extra])
-    resume = _resume_point(out / "checkpoints", resume_from_checkpoint)
-    result = _fit(trainer, resume, self.progress_widget)
+    progress = ForgeProgressCallback(progress_callback)
+    with _tracker_env(c.report_to, out):
+        trainer = self._make_trainer(cuda, quiet, [progress, *extra])
+        resume = _resume_point(out / "checkpoints", resume_from_checkpoint)
+        result = _fit(trainer, resume, self.progress_widget)
     adapter = self._save_run(out, started, t0, progress, result, resume)
     self._check_after_training(out, progress_callback is None)
     return adapter

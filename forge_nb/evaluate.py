@@ -15,11 +15,11 @@ from typing import Any
 
 from .adapters import adapter_path, adapter_run_record, adapter_template, load_adapter
 from .chat_templates import END_MARKERS, TemplateChoice, as_template_choice, choose_template, template_messages
-from .config import EMBEDDED_MODEL, resolve_model_id
+from .config import EMBEDDED_MODEL, MAX_NEW_TOKENS, MAX_SEQ_LENGTH, check_lengths, prompt_budget, resolve_model_id
 from .data import RenderedRow, decode, render_row, tokenize_row, truncate_row
 from .models import load_base_model
 from .runtime import cuda_available, file_sha256, library_versions
-from .toolcalls import METRICS, canonical_json, read_eval_rows, score_rows
+from .toolcalls import METRICS, RULES, canonical_json, read_eval_rows, score_rows
 
 # %% auto #0
 __all__ = ['TURN_KINDS', 'render_prompt', 'fit_prompts', 'stop_token_ids', 'generate_predictions', 'load_for_eval',
@@ -117,7 +117,7 @@ def generate_predictions(model: Any,  # a causal LM (`transformers`, or a `PeftM
                          rows: list[dict],  # eval rows
                          template: TemplateChoice | str | None = None,  # a choice, a template, `None`: the tokenizer's
                          batch_size: int = 8,  # prompts per batch
-                         max_new_tokens: int = 256,  # the longest reply, in tokens
+                         max_new_tokens: int = MAX_NEW_TOKENS,  # the longest reply, in tokens
                          progress: bool = True,  # show a progress bar
                          desc: str = "generating",  # the progress bar's label
                         ) -> list[str]:  # one reply per row, cut before its end-of-turn token
@@ -167,11 +167,9 @@ def _run(model: Any, tok: Any, rows: list[dict], choice: TemplateChoice, desc: s
 # %% ../nbs/api/09_evaluate.ipynb #01a7c4a8
 def _fitting_rows(tok: Any, rows: list[dict], choice: TemplateChoice, max_new_tokens: int,
                   max_seq_length: int | None) -> tuple[list[dict], list[dict]]:
-    "`fit_prompts` with room for `max_new_tokens` in `max_seq_length` (`None`: all fit). Raises `ValueError`."
+    "`fit_prompts` within the `prompt_budget` of the two limits (`None`: all fit). Raises `ValueError`."
     if max_seq_length is None: return rows, []
-    if max_seq_length <= max_new_tokens:
-        raise ValueError(f"max_seq_length={max_seq_length} must exceed max_new_tokens={max_new_tokens}")
-    fit, too_long = fit_prompts(tok, rows, choice, max_seq_length - max_new_tokens)
+    fit, too_long = fit_prompts(tok, rows, choice, prompt_budget(max_seq_length, max_new_tokens))
     if not fit: raise ValueError(f"no eval row fits: every prompt + {max_new_tokens} new tokens "
                                  f"is over max_seq_length={max_seq_length}")
     return fit, too_long
@@ -185,9 +183,9 @@ def evaluate_model(model: Any,  # the model; with `adapter=True` a `PeftModel`
                    adapter: bool = False,  # the model has an adapter: its results are `"adapter"`, else `"base"`
                    compare_base: bool = False,  # also answer with the adapter switched off (`"base"`), and `delta`
                    batch_size: int = 8,  # prompts per batch
-                   max_new_tokens: int = 256,  # the longest reply, in tokens
+                   max_new_tokens: int = MAX_NEW_TOKENS,  # the longest reply, in tokens
                    progress: bool = True,  # show progress bars
-                   max_seq_length: int | None = 2048,  # prompt + reply at most, in tokens; `None`: no limit
+                   max_seq_length: int | None = MAX_SEQ_LENGTH,  # prompt + reply at most, in tokens; `None`: no limit
                   ) -> dict[str, Any]:  # `{"results", "delta", "too_long"}`
     "Generate and score the replies of a loaded `model` to eval `rows`. Raises `ValueError` when no row fits."
     if compare_base and not adapter: raise ValueError("compare_base needs an adapter to compare the base model with")
@@ -209,10 +207,14 @@ def _check_file_args(adapter: str | Path | None, compare_base: bool, limit: int 
     if compare_base and adapter is None:
         raise ValueError("compare_base needs an adapter to compare the base model with")
     if limit is not None and limit < 1: raise ValueError(f"limit={limit!r}: must be ≥ 1")
-    if max_seq_length is not None and max_seq_length <= max_new_tokens:
-        raise ValueError(f"max_seq_length={max_seq_length} must exceed max_new_tokens={max_new_tokens}")
+    if max_seq_length is not None: check_lengths(max_seq_length, max_new_tokens, owner="eval")
 
 # %% ../nbs/api/09_evaluate.ipynb #36b0f2d9
+def _rules_record(rows: list[dict]) -> dict[str, Any]:
+    """`{"rules", "rows_by_rules"}`: the rules `rows` are scored by (`RULES`; `"mixed"`), and the rows of each."""
+    n = Counter(r.get("rules", "exact") for r in rows)
+    return {"rules": "mixed" if len(n) > 1 else next(iter(n), "exact"), "rows_by_rules": dict(n)}
+
 def _data_record(path: str | Path, report: Any, rows: list[dict], used: list[dict], limit: int | None,
                  too_long: list[dict]) -> dict[str, Any]:
     "The `data` part of a report: the file read into `report` and `rows`, and the rows `used`, less those `too_long`."
@@ -221,7 +223,7 @@ def _data_record(path: str | Path, report: Any, rows: list[dict], used: list[dic
             "rows_kept": report.rows_kept, "rows_skipped": len(report.dropped),
             "skipped_by_reason": report.dropped_by_kind, "skipped": report.dropped, "warnings": report.warnings,
             "eval_rows": len(rows), "limit": limit, "evaluated": len(used) - len(too_long), "too_long": too_long,
-            "from_eval_rows": src["eval"], "from_conversations": src["conversation"]}
+            "from_eval_rows": src["eval"], "from_conversations": src["conversation"], **_rules_record(used)}
 
 # %% ../nbs/api/09_evaluate.ipynb #0c56f319
 def _setup_record(name: str, adapter: str | Path | None, choice: TemplateChoice, batch_size: int,
@@ -241,10 +243,10 @@ def evaluate_file(data_path: str | Path,  # JSONL file of eval rows and/or train
                   limit: int | None = None,  # evaluate the first `limit` eval rows only
                   *,
                   batch_size: int = 8,  # prompts per batch
-                  max_new_tokens: int = 256,  # the longest reply, in tokens
+                  max_new_tokens: int = MAX_NEW_TOKENS,  # the longest reply, in tokens
                   mode: str = "skip",  # "skip": drop a bad line and report it; "strict": raise at the first
                   progress: bool = True,  # show progress bars
-                  max_seq_length: int | None = 2048,  # prompt + reply at most, in tokens; longer rows are skipped
+                  max_seq_length: int | None = MAX_SEQ_LENGTH,  # prompt + reply at most, in tokens; longer: skipped
                  ) -> dict[str, Any]:  # the JSON-ready report
     """Evaluate tool calling on `data_path` with `model` alone or with `adapter`. Raises `DataError` (strict `mode`,
     or no usable row), `FileNotFoundError` (data or adapter missing) and `ValueError` (bad arguments)."""
@@ -292,12 +294,21 @@ def _data_line(data: dict, counts: dict) -> str:
     return line
 
 # %% ../nbs/api/09_evaluate.ipynb #4bc7efc4
+def _rules_line(data: dict) -> list[str]:
+    "The line of a report's `data` that says which rules scored the rows (`RULES`); none when it does not say."
+    rules = data.get("rules")
+    if rules is None: return []
+    if rules != "mixed": return [f"rules:    {rules}: {RULES.get(rules, '')}"]
+    n = data.get("rows_by_rules") or {}
+    return ["rules:    mixed: " + ", ".join(f"{r} ({k} row{'' if k == 1 else 's'})" for r, k in n.items())]
+
 def _header(report: dict, counts: dict) -> list[str]:
-    "The data, model and template lines of a report, and a blank line."
+    "The data, model, template and rules lines of a report, and a blank line."
     m, gen = report["model"], report["generation"]
     return [_data_line(report["data"], counts),
             f"model:    {m['name']} ({m['id']})" + (f" + adapter {m['adapter']}" if m["adapter"] else ""),
-            f"template: {report['template'].get('kind', '')}; greedy, max {gen['max_new_tokens']} new tokens", ""]
+            f"template: {report['template'].get('kind', '')}; greedy, max {gen['max_new_tokens']} new tokens",
+            *_rules_line(report["data"]), ""]
 
 # %% ../nbs/api/09_evaluate.ipynb #c0859dec
 def _metric_table(report: dict, cols: list[str]) -> list[str]:
@@ -451,7 +462,7 @@ def loss_by_turn_kind(model: Any,  # the model; with `adapter=True` a `PeftModel
                       tok: Any,  # its tokenizer
                       rows: list[dict],  # normalised training rows (`read_jsonl`)
                       template: TemplateChoice | str | None = None,  # a choice, a template, `None`: the tokenizer's
-                      max_seq_length: int = 2048,  # longer rows are cut as in training
+                      max_seq_length: int = MAX_SEQ_LENGTH,  # longer rows are cut as in training
                       *,
                       adapter: bool = True,  # measure the base (adapter off) and the adapter; `False`: the model
                      ) -> dict[str, Any]:  # `rows`, `rows_skipped`, `tokens`, `base`, `adapter`, `delta`, `wall_time_s`

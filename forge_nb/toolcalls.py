@@ -20,9 +20,9 @@ from .rows import (DataError, DataReport, RowError, decode_line, normalize_row, 
                            normalize_tools, read_jsonl, tool_names)
 
 # %% auto #0
-__all__ = ['METRICS', 'normalize_eval_row', 'eval_rows_from_conversations', 'read_eval_rows', 'ParsedCall', 'reply_text',
-           'parse_tool_calls', 'canonical_json', 'same_json', 'schema_error', 'RowScore', 'score_prediction',
-           'summarize', 'failure_record', 'score_rows']
+__all__ = ['RULES', 'METRICS', 'bfcl_tools', 'normalize_eval_row', 'eval_rows_from_conversations', 'read_eval_rows', 'ParsedCall',
+           'reply_text', 'parse_tool_calls', 'canonical_json', 'same_json', 'schema_error', 'RowScore',
+           'score_prediction', 'summarize', 'failure_record', 'score_rows']
 
 # %% ../nbs/api/07_toolcalls.ipynb #a9043bf3
 def _flat_call(c: dict) -> dict:
@@ -69,32 +69,133 @@ def _schema_warnings(tools: list[dict]) -> list[str]:
     return [f"tools[{i}].function.parameters: not a valid JSON Schema ({err}): arguments are not checked against it"
             for i, t in enumerate(tools) if (err := _schema_problem(t["function"].get("parameters")))]
 
+# %% ../nbs/api/07_toolcalls.ipynb #8ec8b0f6
+def _possible_values(vals: Any, where: str) -> None:
+    "Check one argument's list of acceptable values (BFCL's possible-answer form). Raises `RowError` naming `where`."
+    if not isinstance(vals, list) or not vals:
+        raise RowError(where, 'must be a non-empty list of acceptable values ("" among them: it may be left out), '
+                       f"got {vals!r:.40}", "bad_ground_truth")
+    for k, v in enumerate(vals): _possible_value(v, f"{where}[{k}]")
+
+def _possible_value(v: Any, where: str) -> None:
+    "Check one acceptable value: an object's keys each list acceptable values, a list's items are checked in turn."
+    if isinstance(v, dict):
+        for key, vals in v.items(): _possible_values(vals, f"{where}.{key}")
+    elif isinstance(v, list):
+        for k, x in enumerate(v): _possible_value(x, f"{where}[{k}]")
+
+# %% ../nbs/api/07_toolcalls.ipynb #c371855e
+def _possible_call(c: Any, where: str) -> dict:
+    """One possible answer, BFCL's `{name: {argument: [values]}}` (or `{"name", "arguments"}`), as `{"name",
+    "arguments"}`, checked. Raises `RowError` naming the field at fault."""
+    flat = isinstance(c, dict) and set(c) == {"name", "arguments"}
+    if not flat and not (isinstance(c, dict) and len(c) == 1):
+        raise RowError(where, "must be {function name: {argument: [acceptable values]}}", "bad_ground_truth")
+    name, args = (c["name"], c["arguments"]) if flat else next(iter(c.items()))
+    at = f"{where}.arguments" if flat else f"{where}.{name}"
+    if not isinstance(name, str) or not name.strip(): raise RowError(where, "no function name", "bad_ground_truth")
+    if not isinstance(args, dict):
+        raise RowError(at, "must be an object: {argument: [acceptable values]}", "bad_ground_truth")
+    for a, vals in args.items(): _possible_values(vals, f"{at}.{a}")
+    return {"name": name, "arguments": args}
+
+# %% ../nbs/api/07_toolcalls.ipynb #814c0884
+_EXPECTED_FIELDS: dict[str, str] = {"expected_calls": "exact", "ground_truth": "bfcl"}  # the field → its rules
+
+def _expected_field(obj: dict) -> str:
+    "The field of eval row `obj` that holds its expected calls (see above). Raises `RowError` when it has both."
+    if "expected_calls" in obj and "ground_truth" in obj:
+        raise RowError("ground_truth", "a row has expected_calls or ground_truth, not both", "mixed_forms")
+    if "expected_calls" in obj: return "expected_calls"
+    return "ground_truth" if "ground_truth" in obj or "question" in obj else "expected_calls"
+
 # %% ../nbs/api/07_toolcalls.ipynb #d3713bf6
-def _expected_calls(exp: Any, names: set[str]) -> tuple[list[dict], list[str]]:
-    "`expected_calls` as `[{'name', 'arguments'}]`, and a warning per name not in `names` (the tools; none: no check)."
+def _expected_call(c: Any, where: str, rules: str) -> dict:
+    "An expected call as `{'name', 'arguments'}`: a call (rules `exact`) or a possible answer (`bfcl`)."
+    return _possible_call(c, where) if rules == "bfcl" else _flat_call(normalize_tool_call(c, where))
+
+def _expected_calls(exp: Any, names: set[str], key: str = "expected_calls") -> tuple[list[dict], list[str]]:
+    "Field `key` as `[{'name', 'arguments'}]`, and a warning per name not in `names` (the tools; none: no check)."
     if not isinstance(exp, list):
-        raise RowError("expected_calls", "missing or not a list (use [] when the right reply calls no tool)",
-                       "bad_expected")
-    calls = [_flat_call(normalize_tool_call(c, f"expected_calls[{j}]")) for j, c in enumerate(exp)]
-    return calls, [f"expected_calls[{j}].name: {c['name']!r} is not in tools"
+        raise RowError(key, "missing or not a list (use [] when the right reply calls no tool)", "bad_expected")
+    rules = _EXPECTED_FIELDS[key]
+    calls = [_expected_call(c, f"{key}[{j}]", rules) for j, c in enumerate(exp)]
+    name = ".name" if rules == "exact" else ""
+    return calls, [f"{key}[{j}]{name}: {c['name']!r} is not in tools"
                    for j, c in enumerate(calls) if names and c["name"] not in names]
+
+# %% ../nbs/api/07_toolcalls.ipynb #aa34f7b6
+_GORILLA_TO_OPENAPI = {
+    "integer": "integer", "number": "number", "float": "number", "string": "string", "boolean": "boolean",
+    "bool": "boolean", "array": "array", "list": "array", "dict": "object", "object": "object", "tuple": "array",
+    "any": "string", "byte": "integer", "short": "integer", "long": "integer", "double": "number", "char": "string",
+    "ArrayList": "array", "Array": "array", "HashMap": "object", "Hashtable": "object", "Queue": "array",
+    "Stack": "array", "Any": "string", "String": "string", "Bigint": "integer"}  # BFCL's type name → JSON Schema's
+
+def _openapi(schema: Any) -> Any:
+    "A BFCL parameter schema with JSON Schema types, recursively (BFCL's mapping; an unknown type, or none: string)."
+    if not isinstance(schema, dict): return schema
+    t = schema.get("type")
+    out = {**schema, "type": t if isinstance(t, list) else _GORILLA_TO_OPENAPI.get(str(t), "string")}
+    if isinstance(props := schema.get("properties"), dict):
+        out["properties"] = {k: _openapi(v) for k, v in props.items()}
+    if isinstance(schema.get("items"), dict): out["items"] = _openapi(schema["items"])
+    return out
+
+# %% ../nbs/api/07_toolcalls.ipynb #ef620565
+def bfcl_tools(function: Any,  # BFCL's `function` field: a list of `{"name", "description", "parameters"}`, or one
+              ) -> list[dict]:  # the row's `tools`, in the OpenAI form, with JSON Schema types
+    "BFCL's functions as tools, typed as BFCL offers them to models (`dict` → `object`, …). Raises `RowError`."
+    fns = [function] if isinstance(function, dict) else function
+    if not isinstance(fns, list): raise RowError("function", "missing or not a list of functions", "bad_function")
+    for i, f in enumerate(fns):
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"].strip():
+            raise RowError(f"function[{i}]", "function without a name", "bad_function")
+    params = [{**_openapi(f.get("parameters") or {}), "type": "object"} for f in fns]
+    return [{"type": "function", "function": {**f, "parameters": p}} for f, p in zip(fns, params, strict=True)]
+
+# %% ../nbs/api/07_toolcalls.ipynb #a344a6f3
+def _prompt(msgs: Any, tools: Any) -> tuple[dict, list[str]]:
+    "The prompt `{'messages', 'tools'}` of an eval row, normalised by the training rules, and its warnings."
+    if not isinstance(msgs, list) or not msgs: raise RowError("messages", "missing or empty", "no_messages")
+    # the training rules want a conversation that ends on an assistant turn: check the prompt plus a stand-in reply
+    row, warnings = normalize_row({"messages": [*msgs, {"role": "assistant", "content": "-"}], "tools": tools})
+    row["messages"].pop()
+    _prompt_end(row["messages"])
+    return row, warnings
+
+# %% ../nbs/api/07_toolcalls.ipynb #95b8ae00
+def _question_messages(q: Any) -> tuple[Any, str]:
+    "`(messages, field)` of BFCL's `question`: its one turn, or a string. Raises `RowError` for several turns."
+    if isinstance(q, str): return [{"role": "user", "content": q}], "question"
+    if not isinstance(q, list) or not q or not all(isinstance(t, list) for t in q): return q, "question"
+    if len(q) > 1: raise RowError("question", f"{len(q)} turns: only a single-turn row can be scored (BFCL judges "
+                                  "its multi-turn rows on state, not on one reply)", "bad_question")
+    return q[0], "question[0]"
+
+def _bfcl_prompt(obj: dict) -> tuple[dict, list[str]]:
+    "The prompt of a row in BFCL's form: `question` for the messages, `function` for the tools. Raises `RowError`."
+    if clash := [k for k in ("messages", "tools") if k in obj]:
+        raise RowError(clash[0], "a row with question has its tools in function: no messages or tools", "mixed_forms")
+    msgs, where = _question_messages(obj["question"])
+    try: return _prompt(msgs, bfcl_tools(obj.get("function")))
+    except RowError as e:
+        if not e.field.startswith("messages"): raise
+        raise RowError(where + e.field[len("messages"):], e.message, e.kind) from None
 
 # %% ../nbs/api/07_toolcalls.ipynb #dd7bef25
 def normalize_eval_row(obj: Any,  # one parsed JSON line
-                      ) -> tuple[dict, list[str]]:  # `({"messages", "tools", "expected_calls"}, warnings)`
-    """Validate and normalise one eval row; `expected_calls` becomes `[{"name", "arguments": dict}]`.
+                      ) -> tuple[dict, list[str]]:  # `({"messages", "tools", "expected_calls", "rules"}, warnings)`
+    """Validate and normalise one eval row: its prompt (`messages`, `tools`; or `question`, `function`) and its calls,
+    `expected_calls` (`rules` "exact") or `ground_truth` ("bfcl"), as `expected_calls`: `[{"name", "arguments"}]`.
     Raises `RowError` naming the field."""
     if not isinstance(obj, dict):
         raise RowError("", f"row must be a JSON object, got {type(obj).__name__}", "not_object")
-    msgs = obj.get("messages")
-    if not isinstance(msgs, list) or not msgs: raise RowError("messages", "missing or empty", "no_messages")
-    # the training rules want a conversation that ends on an assistant turn: check the prompt plus a stand-in reply
-    stand_in = {"role": "assistant", "content": "-"}
-    row, warnings = normalize_row({"messages": [*msgs, stand_in], "tools": obj.get("tools")})
-    row["messages"].pop()
-    _prompt_end(row["messages"])
-    calls, more = _expected_calls(obj.get("expected_calls"), set(tool_names(row["tools"])))
-    return {**row, "expected_calls": calls}, warnings + more + _schema_warnings(row["tools"])
+    row, warnings = _bfcl_prompt(obj) if "question" in obj else _prompt(obj.get("messages"), obj.get("tools"))
+    key = _expected_field(obj)
+    calls, more = _expected_calls(obj.get(key), set(tool_names(row["tools"])), key)
+    row = {**row, "expected_calls": calls, "rules": _EXPECTED_FIELDS[key]}
+    return row, warnings + more + _schema_warnings(row["tools"])
 
 # %% ../nbs/api/07_toolcalls.ipynb #8198f089
 def eval_rows_from_conversations(rows: list[dict],  # normalised training rows (`read_jsonl`)
@@ -123,9 +224,11 @@ def _as_conversation(obj: Any) -> tuple[dict, list[str]]:
     return conv, warns + _schema_warnings(conv["tools"])
 
 # %% ../nbs/api/07_toolcalls.ipynb #2617b43d
+_EVAL_KEYS = (*_EXPECTED_FIELDS, "question")  # a line with one of these is an eval row
+
 def _eval_rows_of(obj: Any, line: int) -> tuple[list[dict], list[str]]:
-    "The eval rows of one decoded line: the line itself when it has `expected_calls`, else its conversation's."
-    if isinstance(obj, dict) and "expected_calls" in obj:
+    "The eval rows of one decoded line: the line itself when it is an eval row, else its conversation's."
+    if isinstance(obj, dict) and any(k in obj for k in _EVAL_KEYS):
         row, warns = normalize_eval_row(obj)
         return [{**row, "_line": line, "_turn": None, "_source": "eval"}], warns
     conv, warns = _as_conversation(obj)
@@ -322,6 +425,53 @@ def same_json(a: Any, b: Any) -> bool:
     "Are `a` and `b` the same JSON value (key order ignored, `1 == 1.0`, `True != 1`)?"
     return canonical_json(a) == canonical_json(b)
 
+# %% ../nbs/api/07_toolcalls.ipynb #18f87b84
+_BFCL_IGNORED = re.compile(r"[ ,./\-_*^]")
+
+def _standardize(s: str) -> str:
+    "`s` as BFCL compares strings (`standardize_string`): no spaces or `,./-_*^`, in lower case, `'` read as `\"`."
+    return _BFCL_IGNORED.sub("", s).lower().replace("'", '"')
+
+# %% ../nbs/api/07_toolcalls.ipynb #04049f64
+def _bfcl_value_ok(v: Any, x: Any) -> bool:
+    "Is the reply's value `x` the acceptable value `v`, by BFCL's rules (strings standardised, numbers by value, …)?"
+    if isinstance(v, str): return isinstance(x, str) and _standardize(x) == _standardize(v)
+    if isinstance(v, bool) or isinstance(x, bool): return type(v) is type(x) and v == x
+    if isinstance(v, (int, float)): return isinstance(x, (int, float)) and x == v
+    if isinstance(v, list): return isinstance(x, list) and len(x) == len(v) and all(map(_bfcl_value_ok, v, x))
+    if isinstance(v, dict): return isinstance(x, dict) and _bfcl_problem(v, x) is None
+    return v is None and x is None
+
+# %% ../nbs/api/07_toolcalls.ipynb #abe5177c
+def _short(v: Any, n: int = 120) -> str:
+    "`v` as JSON, cut to `n` characters."
+    s = json.dumps(v, ensure_ascii=False)
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+def _bfcl_problem(possible: dict, got: Any) -> str | None:
+    "Why the arguments `got` are not acceptable by BFCL's rules (`possible`: `{argument: [values]}`), else `None`."
+    if not isinstance(got, dict): return f"arguments must be an object, got {type(got).__name__}"
+    for k, x in got.items():
+        if k not in possible: return f"unexpected argument {k!r}"
+        if not any(_bfcl_value_ok(v, x) for v in possible[k]):
+            return f"{k}: {_short(x)} is not one of {_short(possible[k])}"
+    missing = [k for k, vals in possible.items() if k not in got and "" not in vals]
+    return f"missing argument {missing[0]!r}" if missing else None
+
+# %% ../nbs/api/07_toolcalls.ipynb #c658ca56
+def _exact_problem(expected: dict, got: Any) -> str | None:
+    "Why the arguments `got` are not the `expected` ones, the same JSON (`same_json`), else `None`."
+    return None if same_json(expected, got) else f"arguments differ: expected {_short(expected)}, got {_short(got)}"
+
+# %% ../nbs/api/07_toolcalls.ipynb #e8d578e8
+_ARGUMENTS_PROBLEM: dict[str, Callable[[dict, Any], str | None]] = {"exact": _exact_problem, "bfcl": _bfcl_problem}
+
+RULES: dict[str, str] = {
+    "exact": "one expected value per argument (expected_calls), the same JSON",
+    "bfcl": "BFCL's possible answers (ground_truth): any listed value, \"\" optional; strings normalised, "
+             "numbers by value"}
+"The rule sets that match a reply's arguments with the expected ones, with what a report says of each."
+
 # %% ../nbs/api/07_toolcalls.ipynb #e3fc9301
 def _jsonschema_error(schema: dict, arguments: Any) -> str | None:
     "The most relevant `jsonschema` error of `arguments` against a valid `schema`, with its path, else `None`."
@@ -351,6 +501,7 @@ class RowScore:
     expected: list[dict]  # the expected calls, `[{"name", "arguments"}]`
     calls: list[ParsedCall]  # the call attempts in the reply
     output: str = ""  # the reply (empty when scored from parsed calls)
+    rules: str = "exact"  # the rules its arguments are matched by (`RULES`)
     schema_ok: list[bool | None] = field(default_factory=list)  # per call; None: not checkable (row without tools)
     matches: list[dict] = field(default_factory=list)  # per expected call: {"name", "name_ok", "args_ok"}
     unexpected: list[str | None] = field(default_factory=list)  # names of produced calls matched to nothing
@@ -377,19 +528,15 @@ def _check_calls(s: RowScore, tools: list[dict]) -> None:
         if err and c.valid_json and c.name: s.problems.append(f"{label}: not valid against the schema: {err}")
 
 # %% ../nbs/api/07_toolcalls.ipynb #5035394b
-def _pair_exact(s: RowScore, free: list[int]) -> None:
-    "Pair each expected call with a free produced call of the same name and arguments (taken out of `free`)."
-    keys = [canonical_json(c.arguments) if c.valid_json else None for c in s.calls]
+def _pair_matching(s: RowScore, free: list[int]) -> None:
+    "Pair each expected call with a free produced call of its name whose arguments pass `s.rules` (out of `free`)."
+    problem = _ARGUMENTS_PROBLEM[s.rules]
     for m, e in zip(s.matches, s.expected, strict=True):
-        j = next((j for j in free if s.calls[j].name == e["name"] and keys[j] == canonical_json(e["arguments"])), None)
+        j = next((j for j in free if s.calls[j].name == e["name"] and s.calls[j].valid_json
+                  and problem(e["arguments"], s.calls[j].arguments) is None), None)
         if j is not None: free.remove(j); m.update(name_ok=True, args_ok=True)
 
 # %% ../nbs/api/07_toolcalls.ipynb #35fe7b38
-def _short(v: Any, n: int = 120) -> str:
-    "`v` as JSON, cut to `n` characters."
-    s = json.dumps(v, ensure_ascii=False)
-    return s if len(s) <= n else s[:n - 1] + "…"
-
 def _pair_by_name(s: RowScore, free: list[int]) -> None:
     "Pair each expected call left over with a free produced call of the same name; say what is missing or differs."
     for m, e in zip(s.matches, s.expected, strict=True):
@@ -400,15 +547,14 @@ def _pair_by_name(s: RowScore, free: list[int]) -> None:
             continue
         free.remove(j); m["name_ok"] = True
         if s.calls[j].valid_json:
-            s.problems.append(f"{e['name']}: arguments differ: expected {_short(e['arguments'])}, "
-                              f"got {_short(s.calls[j].arguments)}")
+            s.problems.append(f"{e['name']}: {_ARGUMENTS_PROBLEM[s.rules](e['arguments'], s.calls[j].arguments)}")
 
 # %% ../nbs/api/07_toolcalls.ipynb #73139143
 def _match_calls(s: RowScore) -> None:
     "Pair the produced calls of `s` with the expected ones; fills `s.matches` and `s.unexpected`, adds to `s.problems`."
     free = list(range(len(s.calls)))
     s.matches = [{"name": e["name"], "name_ok": False, "args_ok": False} for e in s.expected]
-    _pair_exact(s, free)
+    _pair_matching(s, free)
     _pair_by_name(s, free)
     s.unexpected = [s.calls[j].name for j in free]
     if s.expected: s.problems += [f"unexpected call to {n}" if n else "unexpected call without a name"
@@ -417,15 +563,18 @@ def _match_calls(s: RowScore) -> None:
     if s.expected and not s.calls: s.problems.insert(0, "no tool call")
 
 # %% ../nbs/api/07_toolcalls.ipynb #1407bfc0
-def score_prediction(expected: list[dict],  # the expected calls, `{"name", "arguments"}` or OpenAI form; `[]`: no call
+def score_prediction(expected: list[dict],  # the expected calls, in the form of `rules`; `[]`: no call
                      output: str | list[ParsedCall],  # the generated text, or its `parse_tool_calls`
                      tools: list[dict] | None = None,  # the row's tools, for the schema check
+                     rules: str = "exact",  # "exact": calls (flat or OpenAI form); "bfcl": BFCL's possible answers
                     ) -> RowScore:
-    "Score one reply against the calls the right reply makes. Raises `RowError` for a bad expected call or bad `tools`."
-    exp = [_flat_call(normalize_tool_call(c, f"expected[{j}]")) for j, c in enumerate(expected)]
+    """Score one reply against the calls the right reply makes, by `rules` (`RULES`). Raises `RowError` for a bad
+    expected call or bad `tools`, `ValueError` for unknown `rules`."""
+    if rules not in RULES: raise ValueError(f"rules={rules!r}: must be one of {', '.join(RULES)}")
+    exp = [_expected_call(c, f"expected[{j}]", rules) for j, c in enumerate(expected)]
     calls = parse_tool_calls(output) if isinstance(output, str) else list(output)
     tools = normalize_tools(tools)
-    s = RowScore(exp, calls, output if isinstance(output, str) else "")
+    s = RowScore(exp, calls, output if isinstance(output, str) else "", rules)
     _check_calls(s, tools)
     _match_calls(s)
     return s
@@ -462,7 +611,7 @@ def names_correct(self: RowScore) -> bool | None:
 # %% ../nbs/api/07_toolcalls.ipynb #0bb98db1
 @patch(as_prop=True)
 def args_correct(self: RowScore) -> bool | None:
-    "Is every expected call matched with the same name and the same arguments? `None` when no call is expected."
+    "Is every expected call matched with the same name and the right arguments? `None` when no call is expected."
     return all(m["args_ok"] for m in self.matches) if self.expected else None
 
 # %% ../nbs/api/07_toolcalls.ipynb #4fe37842
@@ -474,10 +623,11 @@ def correct(self: RowScore) -> bool:
 # %% ../nbs/api/07_toolcalls.ipynb #e067a1de
 @patch
 def to_dict(self: RowScore) -> dict[str, Any]:
-    "JSON-ready dict of the flags, the expected and produced calls and the problems."
+    "JSON-ready dict of the flags, the rules, the expected and produced calls and the problems."
     return {"called": self.called, "valid_json": self.valid_json, "schema_valid": self.schema_valid,
             "names_correct": self.names_correct, "args_correct": self.args_correct, "correct": self.correct,
-            "expected": self.expected, "produced": [c.to_dict() for c in self.calls], "problems": self.problems}
+            "rules": self.rules, "expected": self.expected, "produced": [c.to_dict() for c in self.calls],
+            "problems": self.problems}
 
 # %% ../nbs/api/07_toolcalls.ipynb #275d1a51
 METRICS: tuple[tuple[str, str], ...] = (
@@ -569,12 +719,13 @@ def failure_record(row: dict,  # the eval row
             "produced": [c.to_dict() for c in score.calls], "output": out, "problems": score.problems}
 
 # %% ../nbs/api/07_toolcalls.ipynb #9e841fb7
-def score_rows(rows: list[dict],  # eval rows (`read_eval_rows`)
+def score_rows(rows: list[dict],  # eval rows (`read_eval_rows`), each scored by its `rules` (none: "exact")
                outputs: list[str],  # the reply to each row
                max_failures: int | None = None,  # failures kept at most (`None`: all)
               ) -> dict[str, Any]:  # `summarize`'s result plus `failures`
     "Score the replies to eval rows, with a `failure_record` of each wrong one. Raises `ValueError` on a mismatch."
     if len(rows) != len(outputs): raise ValueError(f"{len(rows)} rows but {len(outputs)} outputs")
-    scores = [score_prediction(r["expected_calls"], o, r.get("tools")) for r, o in zip(rows, outputs, strict=True)]
+    scores = [score_prediction(r["expected_calls"], o, r.get("tools"), r.get("rules", "exact"))
+              for r, o in zip(rows, outputs, strict=True)]
     fails = [failure_record(r, s) for r, s in zip(rows, scores, strict=True) if not s.correct]
     return {**summarize(scores), "failures": fails[:max_failures] if max_failures is not None else fails}

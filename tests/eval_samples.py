@@ -33,3 +33,19 @@ CONV = {"messages": [{"role": "system", "content": "Be brief."},
 def call(name, args, close=True):
     "A reply with one call, written the way the Hermes template writes it."
     return f'<tool_call>\n{json.dumps({"name": name, "arguments": args})}\n' + ("</tool_call>" if close else "")
+
+
+# BFCL-style pieces: a function as BFCL's question files write it (BFCL's type names), possible answers in the form
+# of its possible-answer files, and a row joining the two as a user copying BFCL's data would write it.
+FORECAST = {"name": "get_forecast", "description": "Weather forecast.",
+            "parameters": {"type": "dict", "required": ["city", "days"],
+                           "properties": {"city": {"type": "string"}, "days": {"type": "integer"},
+                                          "min_temp": {"type": "float"},
+                                          "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}}}
+
+
+LISBON = [{"get_forecast": {"city": ["Lisbon", "Lisbon, Portugal"], "days": [2], "unit": ["celsius", ""]}}]
+
+
+BFCL_ROW = {"id": "simple_0", "question": [[{"role": "user", "content": "Two-day forecast for Lisbon?"}]],
+            "function": [FORECAST], "ground_truth": LISBON}

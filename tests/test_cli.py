@@ -13,7 +13,8 @@ import pytest
 from eval_samples import CONV, OSLO, TOOLS  # tests/ is on sys.path
 
 from forge_nb.chat_templates import choose_template
-from forge_nb.cli import build_parser, main
+from forge_nb.cli import build_parser, format_profiles, main, train_config
+from forge_nb.config import PROFILE_SETTINGS, PROFILES, TrainingConfig, load_config, settings
 from forge_nb.example_data import example_data_path
 from forge_nb.state import PipelineStage, StateManager
 from forge_nb.toolcalls import METRICS
@@ -81,15 +82,15 @@ PLAIN = {"messages": [U, {"role": "assistant", "content": "Plain answer."}], "to
 
 
 def test_defaults():
-    a = build_parser().parse_args(["train"])
-    assert (a.data, a.model, a.profile, a.output_dir, a.max_steps, a.backend, str(a.state_dir)) == \
-        (None, "smollm2-135m", "fast_dev", None, None, "auto", ".mcp-forge")
+    c = train_config(build_parser().parse_args(["train"]))
+    assert (c.data_path, c.model_family, c.profile, c.output_dir, c.max_steps, c.backend) == \
+        (None, "smollm2-135m", "fast_dev", Path(".mcp-forge/adapters"), None, "auto")
+    assert c == TrainingConfig(output_dir=Path(".mcp-forge/adapters"))  # every other setting: the field's default
 
 
-def test_unknown_profile_is_rejected_by_the_parser(capsys):
-    with pytest.raises(SystemExit) as e:
-        build_parser().parse_args(["train", "--profile", "turbo"])
-    assert e.value.code == 2 and "fast_dev" in capsys.readouterr().err
+def test_unknown_profile_is_rejected(tmp_path, capsys):
+    assert main(["train", "--profile", "turbo", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "valid profiles: fast_dev, balanced, max_quality" in capsys.readouterr().err
 
 
 def test_missing_data_file(tmp_path, capsys):
@@ -187,7 +188,7 @@ def test_check_data_rejects_a_tiny_max_seq_length(tmp_path, capsys):
     data = tmp_path / "one.jsonl"
     data.write_text(example_data_path().read_text().splitlines()[0] + "\n")
     assert main(["check-data", str(data), "--max-seq-length", "32"]) == 2
-    assert "--max-seq-length=32: must be ≥ 64" in capsys.readouterr().err
+    assert "max_seq_length=32: must be an integer ≥ 64" in capsys.readouterr().err
 
 
 def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, monkeypatch, capsys):
@@ -215,7 +216,7 @@ def test_stop_during_the_checks_after_training_keeps_the_run_complete(tmp_path, 
     (["--compare-base"], "compare_base needs an adapter"),
     (["--limit", "0"], "limit=0"),
     (["--adapter", "{tmp}/nowhere"], "no adapter here"),
-    (["--max-seq-length", "100", "--max-new-tokens", "100"], "max_seq_length=100 must exceed max_new_tokens=100"),
+    (["--max-seq-length", "100", "--max-new-tokens", "100"], "max_new_tokens=100: must be below max_seq_length=100"),
 ])
 def test_cli_eval_bad_arguments(extra, message, tmp_path, capsys, write_jsonl):
     data = write_jsonl([{"messages": [{"role": "user", "content": "hi"}], "expected_calls": []}])
@@ -306,6 +307,156 @@ def test_check_data_bad_arguments(write_jsonl: WriteJsonl, capsys: Any) -> None:
     assert main(["check-data", str(path), "--example", "7"]) == 2
     assert "line 7" in capsys.readouterr().err
     assert main(["check-data", str(path), "--max-seq-length", "0"]) == 2
-    assert "--max-seq-length=0: must be ≥ 64" in capsys.readouterr().err
+    assert "max_seq_length=0: must be an integer ≥ 64" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["check-data", str(path), "--length-policy", "cut"])
+
+
+# --- flags generated from the settings -------------------------------------------------------------------------
+
+FLAG_VALUES = {  # a value for each setting's flag (not its default), and what the config must then hold
+    "model_family": (["--model", "qwen-2.5"], "qwen-2.5"), "profile": (["--profile", "balanced"], "balanced"),
+    "data_path": (["--data", str(example_data_path())], example_data_path()),
+    "output_dir": (["--output-dir", "elsewhere"], Path("elsewhere")),
+    "max_seq_length": (["--max-seq-length", "512"], 512), "seed": (["--seed", "7"], 7),
+    "backend": (["--backend", "peft"], "peft"), "load_in_4bit": (["--no-load-in-4bit"], False),
+    "assistant_only_loss": (["--no-assistant-only-loss"], False),
+    "on_bad_rows": (["--on-bad-rows", "strict"], "strict"),
+    "length_policy": (["--length-policy", "drop"], "drop"), "logging_steps": (["--logging-steps", "5"], 5),
+    "report_to": (["--report-to", "tensorboard"], "tensorboard"), "eval_fraction": (["--eval-fraction", "0.25"], 0.25),
+    "eval_after": (["--eval-fraction", "0.1", "--eval-after"], True),
+    "eval_max_new_tokens": (["--eval-max-new-tokens", "64"], 64), "loss_check_rows": (["--loss-check-rows", "0"], 0),
+    "lora_rank": (["--lora-rank", "4"], 4), "lora_alpha": (["--lora-alpha", "8"], 8),
+    "lora_dropout": (["--lora-dropout", "0.05"], 0.05),
+    "per_device_train_batch_size": (["--per-device-train-batch-size", "8"], 8),
+    "gradient_accumulation_steps": (["--gradient-accumulation-steps", "1"], 1),
+    "learning_rate": (["--learning-rate", "1e-3"], 1e-3), "warmup_steps": (["--warmup-steps", "0.1"], 0.1),
+    "num_train_epochs": (["--num-train-epochs", "2"], 2), "max_steps": (["--max-steps", "12"], 12),
+    "save_steps": (["--save-steps", "3"], 3), "weight_decay": (["--weight-decay", "0"], 0),
+    "lr_scheduler_type": (["--lr-scheduler-type", "cosine"], "cosine"),
+    "extra": (["--extra", "max_grad_norm=0.5", "--extra", "gradient_checkpointing=true"],
+              {"max_grad_norm": 0.5, "gradient_checkpointing": True}),
+}
+
+
+def test_every_setting_has_a_test_value():
+    assert set(FLAG_VALUES) == set(settings())
+
+
+@pytest.mark.parametrize("name", list(FLAG_VALUES))
+def test_every_setting_is_a_flag(name):
+    "Each setting of TrainingConfig is reachable from `forge-nb train`, and lands in the config unchanged."
+    argv, want = FLAG_VALUES[name]
+    c = train_config(build_parser().parse_args(["train", *argv]))
+    assert getattr(c, name) == want and type(getattr(c, name)) is type(want)
+    if name in PROFILE_SETTINGS:
+        assert c.overrides == {name: want} and getattr(c.training_profile, name) == want
+
+
+def test_train_help_comes_from_the_declarations(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for s in settings().values():
+        assert f"--{s.name.replace('_', '-')}" in help_text
+        assert " ".join(s.help.split()[:4]) in help_text, s.name
+    assert "the profile's" in help_text and "{none,tensorboard,wandb,trackio}" in help_text
+
+
+def test_profile_flag_default_is_the_profile():
+    "A profile setting not given is not an override: the chosen profile's value is used."
+    c = train_config(build_parser().parse_args(["train", "--profile", "max_quality"]))
+    assert c.overrides == {} and c.training_profile == PROFILES["max_quality"]
+
+
+@pytest.mark.parametrize("argv", [["--lora-rank", "four"], ["--extra", "novalue"], ["--report-to", "mlflow"],
+                                  ["--learning-rate"]])
+def test_bad_flags_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["train", *argv])
+    assert e.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_bad_flag_values_name_the_setting(tmp_path, capsys):
+    for argv, message in ((["--lora-rank", "0"], "TrainingConfig.lora_rank=0: must be an integer ≥ 1"),
+                          (["--learning-rate", "5"], "TrainingConfig.learning_rate=5: must be in (0, 1)"),
+                          (["--max-steps", "2.5"], "TrainingConfig.max_steps=2.5: must be int"),
+                          (["--max-steps", "5", "--num-train-epochs", "1"], "set exactly one of max_steps"),
+                          (["--extra", "max_length=512"], "set by the field max_seq_length")):
+        assert main(["train", *argv, "--state-dir", str(tmp_path / "s")]) == 2
+        assert message in capsys.readouterr().err
+
+
+# --- config files ----------------------------------------------------------------------------------------------
+
+def test_flags_win_over_the_file_and_the_file_over_defaults(tmp_path):
+    run = tmp_path / "run.yaml"
+    run.write_text(f"profile: balanced\nlearning_rate: 1.0e-3\nlora_rank: 32\noutput_dir: {tmp_path / 'out'}\n")
+    c = train_config(build_parser().parse_args(["train", "--config", str(run), "--lora-rank", "8", "--seed", "1"]))
+    assert (c.profile, c.learning_rate, c.lora_rank, c.seed) == ("balanced", 1e-3, 8, 1)
+    assert c.output_dir == tmp_path / "out"  # the file's, over the STATE_DIR/adapters default
+    c = train_config(build_parser().parse_args(["train", "--config", str(run), "--state-dir", str(tmp_path / "s")]))
+    assert c.output_dir == tmp_path / "out"
+    run.write_text("profile: balanced\n")
+    c = train_config(build_parser().parse_args(["train", "--config", str(run), "--state-dir", str(tmp_path / "s")]))
+    assert c.output_dir == tmp_path / "s" / "adapters"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("profile: balanced\nlearning_rat: 1.0e-3\n",
+     "run.yaml, line 2: unknown setting 'learning_rat'; did you mean 'learning_rate'?"),
+    ("profile: balanced\nlora_rank: 0\n", "run.yaml, line 2: TrainingConfig.lora_rank=0: must be an integer ≥ 1"),
+    ("seed: [1\n", "run.yaml, line 2: not YAML"),
+    ("- profile\n", "run.yaml: must be a mapping of settings"),
+    ("seed: 1\nseed: 2\n", "run.yaml, line 2: 'seed' given twice"),
+])
+def test_config_file_errors_name_file_and_line(text, message, tmp_path, capsys):
+    (tmp_path / "run.yaml").write_text(text)
+    code = main(["train", "--config", str(tmp_path / "run.yaml"), "--state-dir", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "state.json").exists()  # refused before a run is recorded
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["train", "--config", str(tmp_path / "nope.yaml"), "--state-dir", str(tmp_path / "s")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_saved_config_repeats_the_run(tmp_path, monkeypatch, capsys):
+    "`train` saves OUTPUT_DIR/config.yaml before loading anything; `--config` of it gives the same config."
+    from forge_nb.engine import TrainingEngine
+
+    def stop(self, quiet):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(TrainingEngine, "_load_missing", stop)
+    out, again = tmp_path / "out", tmp_path / "again"
+    argv = ["--data", str(example_data_path()), "--profile", "balanced", "--lora-rank", "4", "--learning-rate", "1e-3",
+            "--max-steps", "3", "--extra", "max_grad_norm=0.5", "--state-dir", str(tmp_path / "s")]
+    assert main(["train", *argv, "--output-dir", str(out)]) == 130
+    first = load_config(out / "config.yaml")
+    assert first.overrides == {"lora_rank": 4, "learning_rate": 1e-3, "max_steps": 3}
+    assert main(["train", "--config", str(out / "config.yaml"), "--output-dir", str(again)]) == 130
+    second = load_config(again / "config.yaml")
+    assert second == TrainingConfig.from_dict({**first.to_dict(), "output_dir": again})
+    capsys.readouterr()
+
+
+def test_profiles_command(capsys):
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == format_profiles()
+    lines = out.splitlines()
+    assert lines[0].split() == ["setting", *PROFILES]
+    assert [ln.split()[0] for ln in lines[1:1 + len(PROFILE_SETTINGS)]] == list(PROFILE_SETTINGS)
+    assert lines[1].split() == ["lora_rank", *(str(p.lora_rank) for p in PROFILES.values())]
+    assert "smollm2-135m" in out and "unsloth/Qwen2.5-14B-Instruct-bnb-4bit" in out
+
+
+def test_summary_shows_the_overrides(capsys):
+    from forge_nb.cli import _print_summary
+    run = {"steps": 3, "wall_time_s": 1.0, "backend": {"name": "peft"}, "config": {"profile": "balanced"},
+           "overrides": {"lora_rank": 4, "learning_rate": 0.001}}
+    _print_summary(run, Path("o/adapter"), Path("o"))
+    out = capsys.readouterr().out
+    assert "settings: profile balanced with lora_rank=4, learning_rate=0.001" in out and "config: o/config.yaml" in out

@@ -247,12 +247,182 @@ def test_no_override_keeps_profile() -> None:
 def test_to_dict_is_json_serialisable(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text("{}\n")
-    c = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=5, extra={"report_to": "none"})
+    c = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=5, extra={"max_grad_norm": 0.5})
     d = c.to_dict()
     back = json.loads(json.dumps(d))
     assert back == d
     assert set(d) == {f.name for f in dataclasses.fields(TrainingConfig)}
     assert d["data_path"] == str(data) and d["output_dir"] == str(tmp_path / "out")
-    assert d["max_steps"] == 5 and d["extra"] == {"report_to": "none"} and d["profile"] == "fast_dev"
+    assert d["max_steps"] == 5 and d["extra"] == {"max_grad_norm": 0.5} and d["profile"] == "fast_dev"
     assert TrainingConfig(**back).training_profile.max_steps == 5  # round-trips into an equal config
     assert TrainingConfig().to_dict()["data_path"] is None
+
+
+# --- the profile's settings on the config --------------------------------------------------------------------
+
+from forge_nb.config import (  # noqa: E402
+    PROFILE_SETTINGS, REPORT_TO, check_lengths, load_config, prompt_budget, settings,
+)
+
+OVERRIDE_VALUES = {"lora_rank": 4, "lora_alpha": 32, "lora_dropout": 0.05, "per_device_train_batch_size": 8,
+                   "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "warmup_steps": 0.1,
+                   "num_train_epochs": 2, "max_steps": 12, "save_steps": 3, "weight_decay": 0.0,
+                   "lr_scheduler_type": "cosine"}
+
+
+def test_profile_settings_are_config_fields_in_order() -> None:
+    config_fields = [f.name for f in dataclasses.fields(TrainingConfig)]
+    assert [n for n in config_fields if n in PROFILE_SETTINGS] == list(PROFILE_SETTINGS)
+    assert set(PROFILE_SETTINGS) == {f.name for f in dataclasses.fields(TrainingProfile)} - {"name"}
+    assert set(OVERRIDE_VALUES) == set(PROFILE_SETTINGS)
+
+
+@pytest.mark.parametrize("name", list(OVERRIDE_VALUES))
+def test_each_profile_setting_can_be_overridden(name: str) -> None:
+    c = TrainingConfig(profile="balanced", **{name: OVERRIDE_VALUES[name]})
+    p, base = c.training_profile, get_profile("balanced")
+    assert c.overrides == {name: OVERRIDE_VALUES[name]} and getattr(p, name) == OVERRIDE_VALUES[name]
+    same = set(PROFILE_SETTINGS) - {name, "max_steps", "num_train_epochs"}
+    assert all(getattr(p, n) == getattr(base, n) for n in same)
+    assert get_profile("balanced") == base  # the shared profile is untouched
+
+
+def test_epochs_override_replaces_the_profiles_steps() -> None:
+    p = TrainingConfig(profile="fast_dev", num_train_epochs=2).training_profile
+    assert (p.max_steps, p.num_train_epochs) == (None, 2)
+    with pytest.raises(ValueError, match="max_steps=5: set exactly one of max_steps and num_train_epochs"):
+        TrainingConfig(max_steps=5, num_train_epochs=1)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lora_rank", 0, "TrainingConfig.lora_rank=0: must be an integer ≥ 1"),
+    ("lora_rank", True, "TrainingConfig.lora_rank=True: must be int"),
+    ("lora_rank", 4.0, "TrainingConfig.lora_rank=4.0: must be int"),
+    ("learning_rate", "1e-3", "TrainingConfig.learning_rate='1e-3': must be float"),
+    ("learning_rate", 1.5, "TrainingConfig.learning_rate=1.5: must be in (0, 1)"),
+    ("lora_dropout", 1.0, "TrainingConfig.lora_dropout=1.0: must be in [0, 1)"),
+    ("warmup_steps", -1, "TrainingConfig.warmup_steps=-1"),
+    ("save_steps", 0, "TrainingConfig.save_steps=0"),
+    ("weight_decay", -0.1, "TrainingConfig.weight_decay=-0.1: must be ≥ 0"),
+    ("lr_scheduler_type", 3, "TrainingConfig.lr_scheduler_type=3: must be str"),
+])
+def test_bad_override_names_the_config_field(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        TrainingConfig(**{field: value})
+    assert str(err.value).startswith(message), str(err.value)
+
+
+@pytest.mark.parametrize("key,field", [("learning_rate", "learning_rate"), ("max_length", "max_seq_length"),
+                                       ("seed", "seed"), ("report_to", "report_to"),
+                                       ("assistant_only_loss", "assistant_only_loss"), ("save_steps", "save_steps")])
+def test_extra_may_not_set_a_field(key: str, field: str) -> None:
+    with pytest.raises(ValueError, match=rf"extra\['{key}'\].*set by the field {field}"):
+        TrainingConfig(extra={key: 1})
+    assert TrainingConfig(extra={"max_grad_norm": 0.5}).extra == {"max_grad_norm": 0.5}
+
+
+@pytest.mark.parametrize("report_to", REPORT_TO)
+def test_report_to_choices(report_to: str) -> None:
+    assert TrainingConfig(report_to=report_to).report_to == report_to
+
+
+def test_report_to_unknown() -> None:
+    with pytest.raises(ValueError, match="report_to='mlflow': must be one of none, tensorboard, wandb, trackio"):
+        TrainingConfig(report_to="mlflow")
+
+
+# --- length limits -------------------------------------------------------------------------------------------
+
+def test_check_lengths() -> None:
+    check_lengths(64), check_lengths(2048, 2047)
+    for args, message in (((63,), "max_seq_length=63: must be an integer ≥ 64"),
+                          ((64.0,), "max_seq_length=64.0"), ((True,), "max_seq_length=True"),
+                          ((128, 0), "max_new_tokens=0: must be an integer ≥ 1"),
+                          ((128, 128), "max_new_tokens=128: must be below max_seq_length=128")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            check_lengths(*args)
+    assert prompt_budget(2048, 256) == 1792
+
+
+def test_eval_budget_checked_only_when_generating() -> None:
+    "A short max_seq_length with the default eval budget is fine until eval_after asks to generate."
+    assert TrainingConfig(max_seq_length=128).eval_max_new_tokens == 256
+    with pytest.raises(ValueError, match=r"TrainingConfig.eval_max_new_tokens=256: must be below max_seq_length=128"):
+        TrainingConfig(max_seq_length=128, eval_fraction=0.1, eval_after=True)
+
+
+# --- settings table, mappings and files ----------------------------------------------------------------------
+
+def test_settings_describe_every_field() -> None:
+    from fastcore.docments import docments
+    table, profile_docs = settings(), docments(TrainingProfile)
+    assert list(table) == [f.name for f in dataclasses.fields(TrainingConfig)]
+    for s in table.values():
+        assert s.help and s.kinds, s
+        if s.name in PROFILE_SETTINGS: assert s.help == profile_docs[s.name] and s.default is None
+    assert table["backend"].choices == BACKENDS and table["on_bad_rows"].choices == ON_BAD_ROWS
+    assert table["max_seq_length"].default == 2048 and table["extra"].default == {}
+    assert table["data_path"].kinds == (Path,) and table["warmup_steps"].kinds == (float,)
+
+
+def test_from_dict_unknown_keys() -> None:
+    with pytest.raises(ValueError, match="unknown setting 'lora_r'; did you mean 'lora_rank'"):
+        TrainingConfig.from_dict({"lora_r": 8})
+    with pytest.raises(ValueError) as err:
+        TrainingConfig.from_dict({"zzzz": 1}, where="x.yaml")
+    assert str(err.value) == "x.yaml: unknown setting 'zzzz'"
+
+
+def test_from_dict_reads_numbers_written_as_text() -> None:
+    c = TrainingConfig.from_dict({"learning_rate": "1e-3", "max_steps": "20", "warmup_steps": "5", "seed": 3})
+    assert (c.learning_rate, c.max_steps, c.warmup_steps, c.seed) == (1e-3, 20, 5, 3)
+    assert type(c.max_steps) is int and type(c.warmup_steps) is int
+    with pytest.raises(ValueError, match="TrainingConfig.max_steps='many'"):
+        TrainingConfig.from_dict({"max_steps": "many"})
+    assert TrainingConfig.from_dict({"model_family": "qwen-2.5"}).model_family == "qwen-2.5"  # text stays text
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    c = TrainingConfig(data_path=data, output_dir=tmp_path / "out", profile="balanced", max_steps=30,
+                       learning_rate=1e-3, warmup_steps=0.1, report_to="tensorboard", extra={"max_grad_norm": 0.5})
+    (tmp_path / "c.yaml").write_text(c.to_yaml())
+    assert load_config(tmp_path / "c.yaml") == c
+    text = c.to_yaml()
+    assert text.startswith("# forge_nb training config") and "lora_rank" not in text  # unset: the profile's
+
+
+def test_load_config_layers(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("seed: 5\nlearning_rate: 1.0e-3\n")
+    c = load_config(f, overrides={"seed": 6}, defaults={"seed": 1, "max_steps": 9})
+    assert (c.seed, c.learning_rate, c.max_steps) == (6, 1e-3, 9)
+    f.write_text("")
+    assert load_config(f) == TrainingConfig()  # an empty file: the defaults
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"seed: 1\nlearning_rat: 0.1\n", "c.yaml, line 2: unknown setting 'learning_rat'; did you mean 'learning_rate'?"),
+    (b"seed: 1\nlora_rank: 0\n", "c.yaml, line 2: TrainingConfig.lora_rank=0: must be an integer ≥ 1"),
+    (b"seed: 1\n  bad indent: [\n", "c.yaml, line 2: not YAML"),
+    (b"seed: 1\nseed: 2\n", "c.yaml, line 2: 'seed' given twice"),
+    (b"[1, 2]\n", "c.yaml: must be a mapping of settings (name: value), not a list"),
+    (b"seed: \xff\n", "c.yaml: not UTF-8 text (byte 6)"),
+])
+def test_load_config_errors_name_file_and_line(tmp_path: Path, content: bytes, message: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        load_config(f)
+    assert str(err.value).startswith(f"{tmp_path}/{message}") or str(err.value).startswith(str(tmp_path / message)), \
+        str(err.value)
+
+
+def test_load_config_blames_the_flag_not_the_file(tmp_path: Path) -> None:
+    "A bad value given as an override (a flag) is not reported at a line of the file."
+    f = tmp_path / "c.yaml"
+    f.write_text("lora_rank: 8\n")
+    with pytest.raises(ValueError) as err:
+        load_config(f, overrides={"lora_rank": 0})
+    assert str(err.value).startswith("TrainingConfig.lora_rank=0")

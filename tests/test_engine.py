@@ -131,12 +131,12 @@ def test_sft_config_on_cuda_uses_8bit_adamw_and_mixed_precision(monkeypatch, tmp
     seen = {}
     monkeypatch.setattr(trl, "SFTConfig", lambda **kw: seen.update(kw) or kw)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    cfg = TrainingConfig(output_dir=tmp_path, max_steps=9, extra={"logging_steps": 5})
+    cfg = TrainingConfig(output_dir=tmp_path, max_steps=9, logging_steps=5, extra={"max_grad_norm": 0.5})
     E.build_sft_config(cfg, cfg.training_profile, "unsloth", cuda=True)
     assert (seen["optim"], seen["bf16"], seen["fp16"]) == ("adamw_8bit", True, False)
     assert (seen["use_cpu"], seen["max_steps"]) == (False, 9)
     assert seen["gradient_checkpointing"] is False  # Unsloth sets its own ("unsloth")
-    assert seen["logging_steps"] == 5  # config.extra wins
+    assert seen["logging_steps"] == 5 and seen["max_grad_norm"] == 0.5  # the config's field; extra passes through
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=True)
     assert (seen["bf16"], seen["fp16"], seen["gradient_checkpointing"]) == (False, True, True)

@@ -1,13 +1,15 @@
 """Edge cases of `forge_nb.evaluate`: prompts, reports and the loss check (the chapter is nbs/api/09_evaluate.ipynb)."""
 
+import json
+
 import pytest
-from eval_samples import CONV, call  # tests/ is on sys.path
+from eval_samples import BFCL_ROW, CONV, call  # tests/ is on sys.path
 
 from forge_nb.chat_templates import choose_template
 from forge_nb.data import render_row
 from forge_nb.evaluate import format_report, plot_report, render_prompt, stop_token_ids
 from forge_nb.rows import normalize_row
-from forge_nb.toolcalls import METRICS, eval_rows_from_conversations, score_rows
+from forge_nb.toolcalls import METRICS, RULES, eval_rows_from_conversations, score_rows
 
 
 def _norm(row):
@@ -69,6 +71,43 @@ def test_format_report_lists_rows_too_long():
     first = format_report({**rep, "data": {**rep["data"], "rows_skipped": 2, "too_long": tl}}).splitlines()[0]
     assert first.endswith("; 2 bad lines skipped; 7 too long for max_seq_length skipped "
                           "(line 1 turn 3, line 2, line 3 turn 3, line 4, line 5 turn 3, …)")
+
+
+def test_format_report_says_which_rules_scored_the_rows():
+    rep = _side_by_side_report()
+    assert not any(ln.startswith("rules:") for ln in format_report(rep).splitlines())  # a report that does not say
+    lines = format_report({**rep, "data": {**rep["data"], "rules": "bfcl", "rows_by_rules": {"bfcl": 3}}}).splitlines()
+    assert lines[2].startswith("template: ") and lines[3:5] == ["rules:    bfcl: " + RULES["bfcl"], ""]
+    mixed = {**rep["data"], "rules": "mixed", "rows_by_rules": {"bfcl": 2, "exact": 1}}
+    assert "\nrules:    mixed: bfcl (2 rows), exact (1 row)\n" in format_report({**rep, "data": mixed})
+
+
+def test_cli_eval_scores_a_bfcl_file(smol_tok, write_jsonl, monkeypatch, tmp_path, capsys):
+    """`forge-nb eval` on a file of BFCL-style rows, end to end but for the model: loading it and generating are
+    faked (the replies are written by hand), the rest is the real command: reading, prompts, scoring, report."""
+    import forge_nb.evaluate as ev
+    from forge_nb.cli import main
+    porto = {**BFCL_ROW, "id": "simple_1", "question": [[{"role": "user", "content": "Tomorrow in Porto?"}]],
+             "ground_truth": [{"get_forecast": {"city": ["Porto"], "days": [1], "unit": ["celsius", ""]}}]}
+    joke = {**BFCL_ROW, "id": "irrelevance_0", "question": "Tell me a joke.", "ground_truth": []}
+    replies = {"Two-day forecast for Lisbon?": call("get_forecast", {"city": "LISBON, portugal", "days": 2.0}),
+               "Tomorrow in Porto?": call("get_forecast", {"city": "Porto", "days": 1, "unit": "kelvin"}),
+               "Tell me a joke.": "Why did the cloud stay home? It was feeling under the weather."}
+    loaded = (None, smol_tok, choose_template(smol_tok), "smollm2-135m")  # no weights: generation is faked too
+    monkeypatch.setattr(ev, "load_for_eval", lambda model, adapter: loaded)
+    monkeypatch.setattr(ev, "generate_predictions",
+                        lambda model, tok, rows, template, **kw: [replies[r["messages"][-1]["content"]] for r in rows])
+    out = tmp_path / "r.json"
+    assert main(["eval", "--data", str(write_jsonl([BFCL_ROW, porto, joke])), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["data"]["rules"], report["data"]["rows_by_rules"]) == ("bfcl", {"bfcl": 3})
+    res = report["results"]["base"]
+    assert (res["counts"]["rows_correct"], res["metrics"]["accuracy"]) == (2, 0.6667)
+    f, = res["failures"]
+    assert (f["line"], f["problems"][-1]) == (2, 'get_forecast: unit: "kelvin" is not one of ["celsius", ""]')
+    text = capsys.readouterr().out
+    assert "3 eval rows (2 expecting a call, 1 expecting none)" in text
+    assert "\nrules:    bfcl: BFCL's possible answers (ground_truth)" in text
 
 
 def test_plot_report_sizes_its_own_figure():

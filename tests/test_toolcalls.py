@@ -1,12 +1,13 @@
 """Edge cases of `forge_nb.toolcalls` (the story and the main examples are in nbs/api/07_toolcalls.ipynb)."""
 
 import pytest
-from eval_samples import CONV, OSLO, TOOLS, call  # tests/ is on sys.path
+from eval_samples import BFCL_ROW, CONV, FORECAST, LISBON, OSLO, TIME, TOOLS, call  # tests/ is on sys.path
 
 from forge_nb.rows import DataError, RowError, normalize_row, normalize_tools
 from forge_nb.toolcalls import (
     METRICS,
     ParsedCall,
+    bfcl_tools,
     canonical_json,
     eval_rows_from_conversations,
     normalize_eval_row,
@@ -323,3 +324,214 @@ def test_read_eval_rows_nothing_usable(write_jsonl, tmp_path):
         read_eval_rows(tmp_path / "missing.jsonl")
     with pytest.raises(ValueError, match="mode"):
         read_eval_rows(tmp_path / "missing.jsonl", mode="lenient")
+
+
+# ---------------------------------------------------------------- BFCL-style rows: possible answers, BFCL's rules
+
+U = {"role": "user", "content": "Weather?"}
+BFCL_TOOLS = [*bfcl_tools([FORECAST]), TIME]
+
+
+def bfcl_score(reply, expected=LISBON):
+    "The score of `reply` against BFCL possible answers (`LISBON` unless given), with get_forecast and get_time."
+    return score_prediction(expected, reply, BFCL_TOOLS, rules="bfcl")
+
+
+@pytest.mark.parametrize("expected, args, correct", [
+    (LISBON, {"city": "Lisbon", "days": 2}, True),
+    (LISBON, {"city": "Lisbon", "days": 2.0}, True),  # a whole float where an integer is listed: by value
+    (LISBON, {"city": "Lisbon", "days": 3}, False),
+    (LISBON, {"city": "Lisbon", "days": "2"}, False),  # a string is not a number
+    ([{"get_forecast": {"city": ["Lisbon"], "days": [1]}}], {"city": "Lisbon", "days": True}, False),  # true is not 1
+], ids=["same", "float-for-int", "other-number", "string", "bool"])
+def test_bfcl_numbers_compare_by_value(expected, args, correct):
+    assert bfcl_score(call("get_forecast", args), expected).correct is correct
+
+
+def test_bfcl_an_integer_is_accepted_where_a_float_is_listed():
+    exp = [{"get_forecast": {"city": ["Lisbon"], "days": [2], "min_temp": [12.0]}}]
+    assert bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2, "min_temp": 12}), exp).correct
+    assert bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2, "min_temp": 12.5}), exp).problems == \
+        ["get_forecast: min_temp: 12.5 is not one of [12.0]"]
+
+
+@pytest.mark.parametrize("city, correct", [
+    ("Lisbon", True), ("LISBON", True), (" lis-bon. ", True), ("Lisbon,Portugal", True), ("lisbon_portugal", True),
+    ("Lisboa", False), ("Lisbon, Spain", False), ("", False)])
+def test_bfcl_strings_are_normalised(city, correct):
+    "BFCL's standardize_string: case, spaces and `,./-_*^` do not count."
+    assert bfcl_score(call("get_forecast", {"city": city, "days": 2})).correct is correct
+
+
+def test_bfcl_optional_argument_may_be_left_out_a_required_one_may_not():
+    assert bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2})).correct  # unit: ["celsius", ""]
+    assert bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2, "unit": "Celsius"})).correct
+    s = bfcl_score(call("get_forecast", {"city": "Lisbon"}))
+    assert flags(s) == (True, True, False, True, False, False)
+    assert s.problems[-1] == "get_forecast: missing argument 'days'"
+
+
+def test_bfcl_another_listed_value_is_right_a_value_not_listed_is_wrong():
+    assert bfcl_score(call("get_forecast", {"city": "Lisbon, Portugal", "days": 2})).correct
+    s = bfcl_score(call("get_forecast", {"city": "Porto", "days": 2}))
+    assert flags(s) == (True, True, True, True, False, False)
+    assert s.problems == ['get_forecast: city: "Porto" is not one of ["Lisbon", "Lisbon, Portugal"]']
+    s = bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2, "unit": "fahrenheit"}))
+    assert s.problems == ['get_forecast: unit: "fahrenheit" is not one of ["celsius", ""]']
+
+
+def test_bfcl_unexpected_argument_is_wrong():
+    s = bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2, "min_temp": 10}))  # in the schema, not listed
+    assert (s.schema_valid, s.names_correct, s.args_correct, s.correct) == (True, True, False, False)
+    assert s.problems == ["get_forecast: unexpected argument 'min_temp'"]
+
+
+def test_bfcl_lists_and_objects_by_the_same_rules_inside():
+    exp = [{"q": {"tags": [["Red wine", "cheese"], ["cheese", "Red wine"]],  # each order a value of its own
+                  "where": [{"city": ["Lisbon"], "zip": ["", "1100"]}],  # an object: its keys list values
+                  "rows": [[{"field": ["age"]}, {"field": ["name"]}]], "note": [None]}}]  # a list of objects; null
+    ok = {"tags": ["red-wine", "CHEESE"], "where": {"city": "lisbon"}, "rows": [{"field": "Age"}, {"field": "name"}],
+          "note": None}
+    assert score_prediction(exp, call("q", ok), rules="bfcl").correct
+    assert score_prediction(exp, call("q", {**ok, "tags": ["Cheese", "red wine"]}), rules="bfcl").correct
+    for change in ({"tags": ["cheese"]}, {"tags": ["cheese", "wine"]}, {"where": {"city": "Lisbon", "x": 1}},
+                   {"where": {"zip": "1100"}}, {"where": "Lisbon"}, {"rows": [{"field": "name"}, {"field": "age"}]},
+                   {"note": "None"}, {"note": False}):
+        s = score_prediction(exp, call("q", {**ok, **change}), rules="bfcl")
+        assert (s.names_correct, s.correct) == (True, False), change
+
+
+def test_bfcl_parallel_calls_in_any_order_and_a_missing_call():
+    exp = [*LISBON, {"get_forecast": {"city": ["Porto"], "days": [1]}}, {"get_time": {"tz": ["Europe/Lisbon", "WET"]}}]
+    reply = (call("get_time", {"tz": "wet"}) + call("get_forecast", {"city": "porto", "days": 1})
+             + call("get_forecast", {"city": "Lisbon", "days": 2}))
+    assert bfcl_score(reply, exp).correct
+    s = bfcl_score(call("get_forecast", {"city": "Porto", "days": 1}) + call("get_time", {"tz": "WET"}), exp)
+    assert flags(s) == (True, True, True, False, False, False) and s.problems == ["missing call to get_forecast"]
+    assert [m["args_ok"] for m in s.matches] == [False, True, True]
+
+
+def test_bfcl_row_expecting_no_call():
+    assert bfcl_score("No tool tells jokes.", []).correct
+    called = bfcl_score(call("get_forecast", {"city": "Lisbon", "days": 2}), [])
+    assert (called.correct, called.problems) == (False, ["no call was expected, got 1"])
+    assert bfcl_score("Sorry.").problems == ["no tool call"]
+
+
+def test_score_prediction_rules():
+    reply = call("get_forecast", {"city": "lisbon", "days": 2})
+    assert not score_prediction([{"name": "get_forecast", "arguments": {"city": "Lisbon", "days": 2}}], reply).correct
+    s = score_prediction([{"get_forecast": {"city": ["Lisbon"], "days": [2]}}], reply, rules="bfcl")
+    assert s.correct and s.to_dict()["rules"] == "bfcl"
+    flat = [{"name": "get_forecast", "arguments": {"city": ["Lisbon"], "days": [2]}}]  # a row's expected_calls, read
+    assert score_prediction(flat, reply, rules="bfcl").correct
+    with pytest.raises(ValueError, match="rules='fuzzy': must be one of exact, bfcl"):
+        score_prediction(OSLO, "", TOOLS, rules="fuzzy")
+    with pytest.raises(RowError, match=r"expected\[0\]\.get_forecast\.city: must be a non-empty list"):
+        score_prediction([{"get_forecast": {"city": "Lisbon"}}], "", rules="bfcl")
+
+
+def test_bfcl_tools_types_as_json_schema():
+    fn = {"name": "q", "parameters": {"type": "dict", "properties": {
+        "where": {"type": "dict", "properties": {"lat": {"type": "float"}, "note": {"type": "any"}}},
+        "pairs": {"type": "array", "items": {"type": "tuple", "items": {"type": "float"}}},
+        "big": {"type": "Bigint"}, "untyped": {"description": "no type"}, "either": {"type": ["string", "null"]}}}}
+    t, = bfcl_tools(fn)  # one function, not in a list
+    p = t["function"]["parameters"]
+    assert (t["type"], t["function"]["name"], p["type"]) == ("function", "q", "object")
+    where = p["properties"]["where"]
+    assert (where["type"], where["properties"]["lat"]["type"], where["properties"]["note"]["type"]) == \
+        ("object", "number", "string")
+    assert p["properties"]["pairs"]["items"] == {"type": "array", "items": {"type": "number"}}
+    assert [p["properties"][k]["type"] for k in ("big", "untyped", "either")] == \
+        ["integer", "string", ["string", "null"]]
+    assert fn["parameters"]["type"] == "dict"  # the input is left as it was
+    assert bfcl_tools([{"name": "f"}])[0]["function"]["parameters"] == {"type": "object"}
+    for bad, field in [(None, "function"), ("f", "function"), ([{"description": "x"}], "function[0]"),
+                       ([{"name": " "}], "function[0]")]:
+        with pytest.raises(RowError) as e:
+            bfcl_tools(bad)
+        assert (e.value.field, e.value.kind) == (field, "bad_function")
+
+
+def test_normalize_eval_row_bfcl_forms():
+    row, warns = normalize_eval_row(BFCL_ROW)
+    assert (row["rules"], warns, row["messages"]) == ("bfcl", [], BFCL_ROW["question"][0])
+    assert row["tools"] == bfcl_tools([FORECAST]) and row["tools"][0]["function"]["parameters"]["type"] == "object"
+    assert row["expected_calls"] == [{"name": "get_forecast", "arguments": LISBON[0]["get_forecast"]}]
+    # forge_nb's prompt fields with BFCL's possible answers; a question as one string, or as a list of messages
+    oslo = [{"get_weather": {"city": ["Oslo"]}}]
+    mine, _ = normalize_eval_row({"messages": [U], "tools": TOOLS, "ground_truth": oslo})
+    assert (mine["rules"], mine["tools"]) == ("bfcl", TOOLS)
+    assert normalize_eval_row({**BFCL_ROW, "question": "Lisbon?"})[0]["messages"] == \
+        [{"role": "user", "content": "Lisbon?"}]
+    assert normalize_eval_row({**BFCL_ROW, "question": [U]})[0]["messages"] == [U]
+    # expected_calls keeps the rules "exact", beside BFCL's question too
+    assert normalize_eval_row({"messages": [U], "tools": TOOLS, "expected_calls": OSLO})[0]["rules"] == "exact"
+    no_gt = {k: v for k, v in BFCL_ROW.items() if k != "ground_truth"}
+    assert normalize_eval_row({**no_gt, "expected_calls": []})[0]["rules"] == "exact"
+    _, warns = normalize_eval_row({**BFCL_ROW, "ground_truth": oslo})
+    assert warns == ["ground_truth[0]: 'get_weather' is not in tools"]
+
+
+def _without(row, key):
+    return {k: v for k, v in row.items() if k != key}
+
+
+@pytest.mark.parametrize("obj, field, kind", [
+    ({**BFCL_ROW, "ground_truth": {}}, "ground_truth", "bad_expected"),
+    (_without(BFCL_ROW, "ground_truth"), "ground_truth", "bad_expected"),  # an irrelevance row needs []
+    ({**BFCL_ROW, "ground_truth": [{"get_forecast": {"city": "Lisbon"}}]}, "ground_truth[0].get_forecast.city",
+     "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": [{"get_forecast": {"city": []}}]}, "ground_truth[0].get_forecast.city",
+     "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": [{"get_forecast": {}, "get_time": {}}]}, "ground_truth[0]", "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": ["get_forecast"]}, "ground_truth[0]", "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": [{"get_forecast": ["Lisbon"]}]}, "ground_truth[0].get_forecast", "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": [{"q": {"where": [{"city": "Lisbon"}]}}]}, "ground_truth[0].q.where[0].city",
+     "bad_ground_truth"),
+    ({**BFCL_ROW, "ground_truth": [{"q": {"rows": [[{"f": 1}]]}}]}, "ground_truth[0].q.rows[0][0].f",
+     "bad_ground_truth"),
+    ({"messages": [U], "ground_truth": [{"f": {"x": 1}}]}, "ground_truth[0].f.x", "bad_ground_truth"),
+    ({**BFCL_ROW, "expected_calls": []}, "ground_truth", "mixed_forms"),
+    ({**BFCL_ROW, "messages": [U]}, "messages", "mixed_forms"),
+    ({**BFCL_ROW, "tools": TOOLS}, "tools", "mixed_forms"),
+    ({**BFCL_ROW, "question": [[U], [U]]}, "question", "bad_question"),
+    ({**BFCL_ROW, "question": []}, "question", "no_messages"),
+    ({**BFCL_ROW, "question": [[{"role": "bot", "content": "x"}]]}, "question[0][0].role", "bad_role"),
+    ({**BFCL_ROW, "question": [[{"role": "system", "content": "x"}]]}, "question[0][0]", "bad_prompt"),
+    ({**BFCL_ROW, "function": [{"description": "no name"}]}, "function[0]", "bad_function"),
+    (_without(BFCL_ROW, "function"), "function", "bad_function"),
+])
+def test_normalize_eval_row_bfcl_errors(obj, field, kind):
+    with pytest.raises(RowError) as e:
+        normalize_eval_row(obj)
+    assert (e.value.field, e.value.kind) == (field, kind)
+
+
+def test_read_eval_rows_bfcl_lines_and_errors_with_file_line_and_field(write_jsonl):
+    bad = {**BFCL_ROW, "ground_truth": [{"get_forecast": {"city": "Lisbon", "days": [2]}}]}
+    path = write_jsonl([BFCL_ROW, {"messages": [U], "tools": TOOLS, "expected_calls": OSLO}, bad,
+                        {**BFCL_ROW, "question": [[U], [U]]}])
+    rows, rep = read_eval_rows(path)
+    assert [(r["_line"], r["_source"], r["rules"]) for r in rows] == [(1, "eval", "bfcl"), (2, "eval", "exact")]
+    assert [(d["line"], d["field"], d["kind"]) for d in rep.dropped] == \
+        [(3, "ground_truth[0].get_forecast.city", "bad_ground_truth"), (4, "question", "bad_question")]
+    with pytest.raises(DataError, match=r"data\.jsonl:3: ground_truth\[0\]\.get_forecast\.city: must be a non-empty "
+                                        r"list of acceptable values .*, got 'Lisbon'"):
+        read_eval_rows(path, mode="strict")
+
+
+def test_score_rows_scores_each_row_by_its_rules():
+    rows = [normalize_eval_row(BFCL_ROW)[0],
+            normalize_eval_row({"messages": [U], "tools": TOOLS, "expected_calls": OSLO})[0],
+            eval_rows_from_conversations([normalize_row(CONV)[0]])[0]]  # no `rules`: "exact"
+    both = call("get_weather", {"city": "Oslo"}) + call("get_time", {"tz": "Asia/Tokyo"})
+    r = score_rows(rows, [call("get_forecast", {"city": "lisbon", "days": 2}), call("get_weather", {"city": "oslo"}),
+                          both])
+    assert r["counts"]["rows_correct"] == 2
+    f, = r["failures"]
+    assert f["problems"] == ['get_weather: arguments differ: expected {"city": "Oslo"}, got {"city": "oslo"}']
+    f, = score_rows(rows[:1], [call("get_forecast", {"city": "Porto", "days": 2})])["failures"]
+    assert f["expected"] == [{"name": "get_forecast", "arguments": LISBON[0]["get_forecast"]}]
+    assert f["problems"] == ['get_forecast: city: "Porto" is not one of ["Lisbon", "Lisbon, Portugal"]']

@@ -1,12 +1,13 @@
 """Real training on the CPU, no mocks: the embedded SmolLM2-135M, the shipped example data,
 TRL's SFTTrainer, PEFT LoRA. Short on purpose (a few steps, few rows), so CI stays quick."""
+import dataclasses
 import json
 import math
 
 import pytest
 
 from forge_nb.adapters import load_adapter
-from forge_nb.config import TrainingConfig
+from forge_nb.config import TrainingConfig, load_config
 from forge_nb.engine import TrainingEngine
 from forge_nb.example_data import example_data_path
 
@@ -23,8 +24,8 @@ def trained(tmp_path_factory):
     data.write_text("\n".join(picked) + "\n")
     seen = []
     cfg = TrainingConfig(data_path=data, output_dir=d / "out", max_steps=6, max_seq_length=1024,
-                         extra={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 2,
-                                "learning_rate": 1e-3, "warmup_steps": 0, "save_steps": 1})
+                         per_device_train_batch_size=2, gradient_accumulation_steps=2, learning_rate=1e-3,
+                         warmup_steps=0, save_steps=1, report_to="tensorboard")
     engine = TrainingEngine(cfg)
     adapter = engine.train(progress_callback=lambda *a: seen.append(a))
     return engine, adapter, seen, d / "out"
@@ -49,6 +50,7 @@ def test_progress_callback_and_run_record(trained):
     assert len(run["data"]["sha256"]) == 64 and run["versions"]["trl"] and run["wall_time_s"] > 0
     assert run["first_loss"] == run["loss_history"][0]["loss"] and run["final_loss"] == run["loss_history"][-1]["loss"]
     assert run["template"]["native"] is False and run["profile"]["lora_rank"] == 8
+    assert run["overrides"] == engine.config.overrides and run["profile"]["learning_rate"] == 1e-3
     assert run["parameters"]["trainable"] > 0 and run["parameters"]["trainable"] < run["parameters"]["total"] / 50
     report = json.loads((out / "data_report.json").read_text())
     assert report["rows_kept"] == 4
@@ -87,8 +89,7 @@ def test_resume_from_checkpoint(trained, tmp_path):
     engine, _, _, out = trained
     import shutil
     shutil.copytree(out / "checkpoints", tmp_path / "checkpoints")
-    cfg = TrainingConfig(data_path=engine.config.data_path, output_dir=tmp_path, max_steps=6, max_seq_length=1024,
-                         extra=engine.config.extra)
+    cfg = dataclasses.replace(engine.config, output_dir=tmp_path, report_to="none")
     again = TrainingEngine(cfg)
     again.train(resume_from_checkpoint=True)
     run = json.loads((tmp_path / "run.json").read_text())
@@ -102,7 +103,7 @@ def test_held_out_rows_give_an_eval_loss(tmp_path):
     data.write_text("\n".join(rows) + "\n")
     cfg = TrainingConfig(data_path=data, output_dir=tmp_path / "out", max_steps=1, max_seq_length=1024,
                          eval_fraction=0.34, eval_after=True, eval_max_new_tokens=16,
-                         extra={"per_device_train_batch_size": 2, "gradient_accumulation_steps": 1})
+                         per_device_train_batch_size=2, gradient_accumulation_steps=1)
     TrainingEngine(cfg).train()
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["eval"]["rows"] == 1 and math.isfinite(run["eval"]["eval_loss"])
@@ -138,3 +139,20 @@ def test_loss_check_on_held_out_rows(trained):
     try: lc = engine.loss_check()
     finally: engine.eval_rows = []
     assert lc["source"] == "held-out" and lc["rows"] == 1
+
+
+def test_saved_config_repeats_the_run(trained):
+    "config.yaml beside the adapter reads back into the run's own config."
+    engine, *_, out = trained
+    assert load_config(out / "config.yaml") == engine.config
+
+
+def test_tensorboard_logs_the_loss_history(trained):
+    "report_to='tensorboard': event files in OUTPUT_DIR/runs with the same train/loss as run.json."
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    *_, out = trained
+    events = EventAccumulator(str(out / "runs")).Reload()
+    assert "train/loss" in events.Tags()["scalars"]
+    run = json.loads((out / "run.json").read_text())
+    logged = [(e.step, round(e.value, 4)) for e in events.Scalars("train/loss")]
+    assert logged == [(h["step"], round(h["loss"], 4)) for h in run["loss_history"]]
