@@ -36,9 +36,9 @@ extras = {
     'tensorboard': ['tensorboard>=2.14'],
     'wandb': ['wandb>=0.19'],
     'trackio': ['trackio>=0.5'],
-    # Docs without Quarto (tools/build_docs.py) and the browser tests (tests/test_docs_site.py; tests/test_lab_widget.py:
-    # the walkthrough's training widget in JupyterLab), with Debian's chromium: `apt-get install -y chromium`;
-    # never `playwright install`.
+    # Docs without Quarto (tools/build_docs.py) and the browser tests (tests/browser/test_docs_site.py;
+    # tests/browser/test_lab_widget.py: the walkthrough's training widget in JupyterLab), with Debian's chromium:
+    # `apt-get install -y chromium`; never `playwright install`.
     'docs': ['nbconvert>=7.16,<8', 'playwright>=1.60', 'ipywidgets>=8', 'matplotlib>=3.8', 'jupyterlab>=4'],
 }
 

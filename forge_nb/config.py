@@ -299,6 +299,15 @@ def _check_overrides(c: TrainingConfig) -> None:
     except ValueError as e:  # the profile's message, naming the config's field
         raise ValueError(str(e).replace(f"TrainingProfile({c.profile!r})", "TrainingConfig", 1)) from None
 
+def _check_types(c: TrainingConfig) -> None:
+    "Every field of config `c` holds a value of its declared type (a path may be a string), or `None` where allowed."
+    for f in fields(c):
+        hint, v = _hints(TrainingConfig)[f.name], getattr(c, f.name)
+        kinds = _kinds(hint) + ((str,) if Path in _kinds(hint) else ())
+        if v is None and type(None) in get_args(hint): continue
+        if not _has_kind(v, kinds):
+            _fail("TrainingConfig", f.name, v, f"must be {' or '.join(k.__name__ for k in kinds)}")
+
 # %% ../nbs/api/01_config.ipynb #ddcd6a74
 @dataclass
 class TrainingConfig:
@@ -318,7 +327,7 @@ class TrainingConfig:
     report_to: ReportTo = "none"  # also log to TensorBoard (OUTPUT_DIR/runs), Weights & Biases or trackio
     eval_fraction: float = 0.0  # fraction of valid rows held out (seeded), never trained on; saved as eval.jsonl
     eval_after: bool = False  # after training, score tool calls on the held-out rows, base vs adapter
-    eval_max_new_tokens: int = MAX_NEW_TOKENS  # generation budget per reply for eval_after
+    eval_max_new_tokens: int = MAX_NEW_TOKENS  # tokens generated per reply when tool calls are scored
     loss_check_rows: int = 32  # rows of the loss check after training, adapter off vs on; 0 = off
     lora_rank: int | None = None  # profile setting; None → the profile's
     lora_alpha: int | None = None  # profile setting
@@ -340,7 +349,7 @@ class TrainingConfig:
     to_yaml: ClassVar[Callable[[TrainingConfig], str]]
 
     def __post_init__(self) -> None:
-        for check in (_check_names, _check_paths, _check_sizes, _check_choices, _check_seed, _check_eval,
+        for check in (_check_types, _check_names, _check_paths, _check_sizes, _check_choices, _check_seed, _check_eval,
                       _check_switches, _check_extra, _check_overrides):
             check(self)
 
@@ -392,8 +401,19 @@ def _unknown(key: Any, where: str) -> ValueError:
     close = difflib.get_close_matches(str(key), list(settings()), n=1)
     return ValueError(f"{where}: unknown setting {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
 
+_NUMBER_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+def _numbers(v: Any) -> Any:
+    "`v` with every string that is written as a number (`'1e-8'`) turned into it, in dicts and lists too."
+    if isinstance(v, dict): return {k: _numbers(x) for k, x in v.items()}
+    if isinstance(v, list): return [_numbers(x) for x in v]
+    if isinstance(v, str) and _NUMBER_RE.fullmatch(v.strip()):
+        return int(v) if v.strip().lstrip("+-").isdigit() else float(v)
+    return v
+
 def _coerce(s: Setting, v: Any) -> Any:
     "Value `v` for setting `s`: a number written as text becomes the number; anything else is left to the checks."
+    if s.name == "extra": return _numbers(v)  # SFTConfig arguments: YAML reads `1e-8` as text
     if not isinstance(v, str) or str in s.kinds or not {int, float} & set(s.kinds): return v
     try: return int(v) if v.strip().lstrip("+-").isdigit() else float(v)  # an int is a fine float
     except ValueError: return v
@@ -436,18 +456,22 @@ def _field_of(e: ValueError) -> str | None:
     m = re.match(r"TrainingConfig\.(\w+)", str(e))
     return m.group(1) if m else None
 
+_RUN_LENGTH = {"max_steps", "num_train_epochs"}  # a run's length: one of the two, so one given replaces the other
+
 def load_config(path: str | Path,  # a YAML file of settings
                 overrides: Mapping[str, Any] | None = None,  # settings that win over the file (the command line's)
                 defaults: Mapping[str, Any] | None = None,  # settings that the file may change
                 ) -> TrainingConfig:
     "The config of YAML file `path`. Raises `ValueError` naming file, line and setting; `OSError` if unreadable."
     values, lines = _yaml_settings(Path(path))
+    given = set(overrides or {})
+    if given & _RUN_LENGTH: values = {k: v for k, v in values.items() if k not in _RUN_LENGTH - given}
     for k in values:
         if k not in settings(): raise _unknown(k, f"{path}, line {lines.get(str(k), '?')}")
     try: return TrainingConfig.from_dict({**(defaults or {}), **values, **(overrides or {})})
     except ValueError as e:
         if (name := _field_of(e)) in values and name not in (overrides or {}):
-            raise ValueError(f"{path}, line {lines[name]}: {e}") from None
+            raise ValueError(f"{path}, line {lines.get(name, '?')}: {e}") from None
         raise
 
 # %% ../nbs/api/01_config.ipynb #2fc8f19b

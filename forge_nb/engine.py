@@ -72,12 +72,27 @@ def build_sft_config(c: TrainingConfig,  # gives output_dir, max_seq_length, see
     kw: dict[str, Any] = dict(
         output_dir=str(c.output_dir / "checkpoints"), per_device_train_batch_size=p.per_device_train_batch_size,
         gradient_accumulation_steps=p.gradient_accumulation_steps, learning_rate=p.learning_rate,
-        warmup_steps=_warmup_steps(p), weight_decay=p.weight_decay, lr_scheduler_type=p.lr_scheduler_type,
+        warmup_steps=p.warmup_steps if "warmup_steps" in c.overrides else _warmup_steps(p),
+        weight_decay=p.weight_decay, lr_scheduler_type=p.lr_scheduler_type,
         max_steps=p.max_steps or -1, num_train_epochs=p.num_train_epochs or 1, **_device_settings(backend, cuda),
         logging_steps=c.logging_steps, seed=c.seed, data_seed=c.seed, save_strategy="steps", save_steps=p.save_steps,
         save_total_limit=3, max_length=c.max_seq_length, packing=False, report_to=c.report_to)
     kw.update(c.extra); kw.update(overrides)
     return SFTConfig(**kw)
+
+# %% ../nbs/api/12_engine.ipynb #1a06af75
+def _check_sft_keys(extra: dict[str, Any]) -> None:
+    "Raises `ValueError` for a key of `extra` that is no field of `trl.SFTConfig`, naming the closest one."
+    import dataclasses
+    import difflib
+
+    from trl import SFTConfig
+    known = [f.name for f in dataclasses.fields(SFTConfig)]
+    for k in extra:
+        if k not in known:
+            close = difflib.get_close_matches(k, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"TrainingConfig.extra[{k!r}]: not an SFTConfig argument{hint}")
 
 # %% ../nbs/api/12_engine.ipynb #7d1ae96d
 class TrainingEngine:
@@ -115,6 +130,7 @@ class TrainingEngine:
         self.eval_dataset: Any = None  # those rows, tokenized
         self.progress_widget: Any = None  # the live widget of the last `train()` call, if any
         self.adapter_dir: Path | None = None  # set once `train()` has saved the adapter (before the checks after it)
+        _check_sft_keys(config.extra)  # before anything is loaded
 
 # %% ../nbs/api/12_engine.ipynb #814b3c16
 @patch(as_prop=True)
@@ -196,13 +212,15 @@ def _check_tracker(report_to: str) -> None:
     import importlib.util
     pkgs = _TRACKER_PACKAGES.get(report_to, ())
     if pkgs and not any(importlib.util.find_spec(p) for p in pkgs):
-        raise RuntimeError(f"report_to={report_to!r} needs the {pkgs[0]} package: pip install {pkgs[0]}")
+        raise RuntimeError(f"report_to={report_to!r} needs the {pkgs[0]} package: "
+                           f"pip install '{'forge_nb[' + report_to + ']'}'")
 
 # %% ../nbs/api/12_engine.ipynb #91ddb58c
 @contextmanager
 def _tracker_env(report_to: str, out: Path) -> Iterator[None]:
     "While the block runs, where tracker `report_to` writes (in `out`), unless the environment already says."
-    env = {"tensorboard": {"TENSORBOARD_LOGGING_DIR": str(out / "runs")},
+    run = datetime.now().strftime("%Y%m%d-%H%M%S")  # one folder per run, so that runs in one output_dir stay apart
+    env = {"tensorboard": {"TENSORBOARD_LOGGING_DIR": str(out / "runs" / run)},
            "wandb": {"WANDB_MODE": "offline", "WANDB_DIR": str(out)}}.get(report_to, {})
     added = {k: v for k, v in env.items() if k not in os.environ}
     os.environ.update(added)

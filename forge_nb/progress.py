@@ -68,6 +68,7 @@ def first_loss(self: ForgeProgressCallback) -> float | None:
     "Loss of the first log event that carried one (nats), or `None` if none did."
     return self.history[0]["loss"] if self.history else None
 
+# %% ../nbs/api/10_progress.ipynb #724d39ff
 @patch(as_prop=True)
 def last_loss(self: ForgeProgressCallback) -> float | None:
     "Loss of the latest log event that carried one (nats), or `None` if none did."

@@ -585,6 +585,7 @@ def expects_call(self: RowScore) -> bool:
     "Does the row expect at least one call?"
     return bool(self.expected)
 
+# %% ../nbs/api/07_toolcalls.ipynb #2c54b635
 @patch(as_prop=True)
 def called(self: RowScore) -> bool:
     "Does the reply hold at least one call attempt?"
@@ -596,6 +597,7 @@ def valid_json(self: RowScore) -> bool | None:
     "Is every call attempt valid JSON? `None` without attempts."
     return all(c.valid_json for c in self.calls) if self.calls else None
 
+# %% ../nbs/api/07_toolcalls.ipynb #232d6515
 @patch(as_prop=True)
 def schema_valid(self: RowScore) -> bool | None:
     "Does every checkable attempt fit its tool's schema? `None` when none is checkable."

@@ -426,3 +426,37 @@ def test_load_config_blames_the_flag_not_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as err:
         load_config(f, overrides={"lora_rank": 0})
     assert str(err.value).startswith("TrainingConfig.lora_rank=0")
+
+
+@pytest.mark.parametrize("field,value", [("output_dir", None), ("output_dir", 5), ("data_path", 5),
+                                         ("model_family", ["a"]), ("profile", {"a": 1}), ("eval_fraction", "0.1")])
+def test_wrong_types_are_value_errors_naming_the_field(field: str, value: Any) -> None:
+    "Values of the wrong type (as a YAML file can give) fail the config's checks, not deep inside with a TypeError."
+    with pytest.raises(ValueError, match=rf"^TrainingConfig.{field}="):
+        TrainingConfig(**{field: value})
+
+
+def test_numbers_in_extra_read_as_numbers() -> None:
+    "YAML and `--extra` read `1e-8` as text; SFTConfig wants the number, in nested values too."
+    c = TrainingConfig.from_dict({"extra": {"adam_epsilon": "1e-8", "lr_scheduler_kwargs": {"min_lr": "1e-6"},
+                                            "optim": "adamw_torch", "max_grad_norm": "2"}})
+    assert c.extra == {"adam_epsilon": 1e-8, "lr_scheduler_kwargs": {"min_lr": 1e-6}, "optim": "adamw_torch",
+                       "max_grad_norm": 2}
+
+
+def test_a_run_length_override_replaces_the_files_other(tmp_path: Path) -> None:
+    "A saved config of an epochs run repeated with --max-steps: the flag's length replaces the file's."
+    f = tmp_path / "c.yaml"
+    f.write_text("profile: balanced\nnum_train_epochs: 2\n")
+    p = load_config(f, overrides={"max_steps": 3}).training_profile
+    assert (p.max_steps, p.num_train_epochs) == (3, None)
+    f.write_text("max_steps: 3\n")
+    p = load_config(f, overrides={"num_train_epochs": 1}).training_profile
+    assert (p.max_steps, p.num_train_epochs) == (None, 1)
+
+
+def test_yaml_merge_keys_do_not_crash(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("<<: {learning_rate: 5}\n")
+    with pytest.raises(ValueError, match="TrainingConfig.learning_rate=5"):
+        load_config(f)

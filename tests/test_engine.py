@@ -1,5 +1,6 @@
 """Edge cases of `forge_nb.engine` (the story and the main examples are in nbs/api/12_engine.ipynb)."""
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -233,3 +234,37 @@ def test_loss_check_picks_held_out_rows_or_a_seeded_sample_of_rows_trained_on(mo
     assert [r["_line"] for r in calls[-1]] == [1, 3, 4, 5, 6]  # fewer rows than n: all of them (but the dropped one)
     eng.eval_rows = [{"_line": 9}]
     assert eng.loss_check()["source"] == "held-out" and calls[-1] == [{"_line": 9}]
+
+
+def test_extra_keys_must_be_sft_config_arguments(tmp_path):
+    "A misspelt or removed SFTConfig argument is refused when the engine is built, before anything loads."
+    with pytest.raises(ValueError, match=r"'max_grad_nrom'\]: not an SFTConfig argument; did you mean 'max_grad_norm'"):
+        E.TrainingEngine(TrainingConfig(output_dir=tmp_path, extra={"max_grad_nrom": 1.0}))
+    assert E.TrainingEngine(TrainingConfig(output_dir=tmp_path, extra={"max_grad_norm": 1.0})).config.extra
+
+
+def test_tensorboard_logs_go_to_a_folder_per_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)
+    with E._tracker_env("tensorboard", tmp_path):
+        first = Path(os.environ["TENSORBOARD_LOGGING_DIR"])
+    assert first.parent == tmp_path / "runs" and "TENSORBOARD_LOGGING_DIR" not in os.environ
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", "/mine")
+    with E._tracker_env("tensorboard", tmp_path):
+        assert os.environ["TENSORBOARD_LOGGING_DIR"] == "/mine"  # the user's own setting wins
+    with E._tracker_env("wandb", tmp_path):
+        assert os.environ["WANDB_MODE"] == "offline"
+    with pytest.raises(RuntimeError, match=r"pip install 'forge_nb\[trackio\]'"):
+        E._check_tracker("trackio")
+
+
+def test_an_explicit_warmup_is_used_as_given(monkeypatch, tmp_path):
+    "The profile's warm-up is capped at a tenth of a short run; one set on the config is not."
+    import trl
+    seen = {}
+    monkeypatch.setattr(trl, "SFTConfig", lambda **kw: seen.update(kw) or kw)
+    cfg = TrainingConfig(output_dir=tmp_path, max_steps=20)
+    E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False)
+    assert seen["warmup_steps"] == 2  # the profile's 5, capped at 20 // 10
+    cfg = TrainingConfig(output_dir=tmp_path, max_steps=20, warmup_steps=5)
+    E.build_sft_config(cfg, cfg.training_profile, "peft", cuda=False)
+    assert seen["warmup_steps"] == 5

@@ -65,3 +65,24 @@ def test_output_check_finds_each_problem():
     problems = run_notebooks.output_problems(bad, "nb")
     assert [p.split(": ", 1)[1].split(" ")[0] for p in problems] == ["no", "output", "40001", "saved"], problems
     assert "cell 7" in problems[0] and "/tmp/abc" in problems[1]
+
+
+def test_design_notes_module_map_matches_the_code():
+    "The module map saved in the design notes (names per module, imports) is what the code has now."
+    import ast
+    import importlib
+    import re
+
+    import forge_nb
+    nb = json.loads((ROOT / "nbs" / "explanations" / "02_design.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code" and "def uses(" in "".join(c["source"]))
+    text = "".join("".join(o.get("text", "")) for o in cell["outputs"])
+    saved = re.findall(r"^\s*\d+ (\w+)\s+(\d+) names\s+uses: (.*)$", text, re.M)
+    assert [m for m, _, _ in saved] == list(forge_nb.MODULES), "re-run nbs/explanations/02_design.ipynb"
+    for mod, names, used in saved:
+        src = (ROOT / "forge_nb" / f"{mod}.py").read_text(encoding="utf-8")
+        found = {n.module.rpartition(".")[2] for n in ast.walk(ast.parse(src))
+                 if isinstance(n, ast.ImportFrom) and n.module}
+        want = ", ".join(m for m in forge_nb.MODULES if m in found) or "-"
+        assert (int(names), used.strip()) == (len(importlib.import_module(f"forge_nb.{mod}").__all__), want), \
+            f"{mod}: the saved map is stale; run python tools/run_notebooks.py nbs/explanations/02_design.ipynb"

@@ -12,12 +12,11 @@ site from the same notebook processing:
    (`#| slow`, `#| gpu`). `#| eval: false` cells are not run, and saved outputs are kept.
    The processed notebooks go to `--proc` (default: `.cache/build_docs/_proc`, git-ignored).
 2. nbconvert's HTML exporter, with the template in tools/docs/templates/forge (JupyterLab's
-   `lab` template plus a sidebar linking every page: index first, then by file name; page titles
-   from the notebooks' `# Title`). The Quarto cell options that nbdev leaves for Quarto are applied
+   `lab` template plus a sidebar linking every page, in the order and sections of `nbs/sidebar.yml`;
+   page titles from the notebooks' `# Title`). The Quarto cell options that nbdev leaves for Quarto are applied
    here (`echo: false`, `output: false`, `include: false`, `code-fold`), links to `.ipynb`/`.qmd`
    files and absolute links to the doc site (settings.ini `doc_host` + `doc_baseurl`) are made
-   relative, and pages are named as Quarto names them (`api/01_config.ipynb` -> `api/config.html`). The
-   sidebar follows `nbs/sidebar.yml`, with its sections.
+   relative, and pages are named as Quarto names them (`api/01_config.ipynb` -> `api/config.html`).
 3. Saved ipywidgets render offline: the site carries its own copy of the widget manager
    (`embed.js` of the npm package `@jupyter-widgets/html-manager`, the 1.x line that goes with
    ipywidgets 8), taken from `.cache/npm/` (run `npm pack` there once; this script does it when

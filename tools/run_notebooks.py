@@ -13,7 +13,10 @@ A notebook that fails leaves its file as it was; a good one is written atomicall
 `nbdev_clean`. Then its outputs are checked (`output_problems`): every example cell has an output,
 no output shows a machine-specific path, none is large.
 
-Needs the `dev` and `docs` extras (nbclient, ipykernel, ipywidgets) and the embedded model.
+Needs the `dev` and `docs` extras (nbclient, ipykernel, ipywidgets) and the embedded model. Before any
+kernel starts, the embedded model is converted from its GGUF file into the cache (`$FORGE_NB_CACHE`), in
+this process (`prepare_embedded_model`): on a fresh machine the first notebook that loads it would
+otherwise show the one-time conversion (a message naming the cache folder, a progress bar) in its output.
 """
 from __future__ import annotations
 
@@ -91,6 +94,14 @@ def output_problems(nb: dict, name: str = "") -> list[str]:
     return out
 
 
+def prepare_embedded_model() -> Path:
+    """Convert the embedded model into the cache now, unless it is there already (`forge_nb.models.embedded_model_dir`),
+    so that no notebook's saved output shows the conversion. The kernels inherit this process's environment, so
+    they find it in the same cache folder. Returns that folder."""
+    from forge_nb.models import embedded_model_dir
+    return embedded_model_dir()
+
+
 def run_notebook(path: Path, timeout: int = 1800) -> float:
     """Execute `path` in a fresh kernel (see the module docstring) and save it with its outputs and widget
     state. Returns the seconds it took. Raises `nbclient.exceptions.CellExecutionError` when a cell fails
@@ -161,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     paths = [p.resolve() for p in a.notebooks] or site_notebooks()
     problems = []
+    if not a.check and paths: print(f"embedded model: {prepare_embedded_model()}", flush=True)
     for p in paths:
         if not a.check:
             print(f"running {p.relative_to(ROOT)} …", flush=True)

@@ -8,6 +8,8 @@ lists every notebook (index first) and each page opens (HTTP 200) with the noteb
 navigates; no relative link points at a missing file; nothing is loaded from outside the site;
 the saved ipywidgets progress bars (nbs/api/10_progress.ipynb, nbs/tour.ipynb) render offline; the
 tour page shows every step of its run with its output; every example cell of every page shows its output.
+The checks that need no browser (the sidebar lists every notebook once, the build's rules on a small
+notebook, no paragraph left hanging on a colon) are in tests/test_docs.py.
 
 One screenshot per page goes to `<tmp>/screenshots/` (or `$FORGE_NB_DOCS_SHOTS`).
 `$FORGE_NB_DOCS_SITE` reuses a site already built there instead of building one.
@@ -88,14 +90,6 @@ def _expected_pages() -> list[dict]:
         pages.append({"stem": stem, "file": re.sub(r"(^|/)\d+_", r"\1", stem) + ".html", "title": title, "h2": h2,
                       "section": section, "exports": _exported_names(nb) if showdoc else set(), "nb": nb})
     return pages
-
-
-def test_sidebar_lists_every_notebook_once():
-    "nbs/sidebar.yml is the one list of pages: every notebook in nbs/ is in it, once."
-    on_disk = sorted(p.relative_to(NBS).as_posix() for p in NBS.rglob("*.ipynb")
-                     if not any(part.startswith((".", "_")) for part in p.relative_to(NBS).parts))
-    listed = [p["stem"] + ".ipynb" for p in PAGES]
-    assert sorted(listed) == on_disk and len(set(listed)) == len(listed)
 
 
 PAGES = _expected_pages()
@@ -354,61 +348,3 @@ def test_example_cells_show_their_outputs(page, base_url, pg):
     shown = {_plain_code(c["input"]): c["outputs"] for c in page.evaluate(_CODE_CELLS)}
     missing = [src[:60] for src in examples if not shown.get(src)]
     assert not missing, f"{pg['file']}: example cells without a visible output: {missing}"
-
-
-# ---------------------------------------------------------------- the build's rules, on a small notebook
-def _cell(kind: str, src: str, outputs: list | None = None) -> dict:
-    c = {"cell_type": kind, "id": f"x{abs(hash(src)) % 10**8}", "metadata": {}, "source": src}
-    if kind == "code": c.update(execution_count=None, outputs=outputs or [])
-    return c
-
-
-def _stream(text: str) -> dict:
-    return {"output_type": "stream", "name": "stdout", "text": text}
-
-
-def test_build_rules_on_a_small_notebook(tmp_path):
-    "What runs and what shows: `slow`/`eval: false` cells are not run and keep their saved output."
-    sys.path.insert(0, str(ROOT / "tools"))
-    try: import build_docs
-    finally: sys.path.remove(str(ROOT / "tools"))
-    import nbformat
-
-    kernel = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernel},
-          "cells": [
-              _cell("markdown", "# Sample page\n\n> One line of description."),
-              _cell("code", "#| hide\nfrom nbdev.showdoc import show_doc"),
-              _cell("code", "#| export\ndef public_fn(x: int) -> int:\n    \"Double `x`.\"\n    return 2 * x"),
-              _cell("markdown", "## Section\n\nSee [callbacks](02_callbacks.ipynb#x) and "
-                    "[profiles](https://forge-nb.github.io/forge_nb/config.html#get_profile)."),
-              _cell("code", "#| slow\nimport os\nraise RuntimeError('a slow cell ran')",
-                    [_stream("saved slow output\n")]),
-              _cell("code", "#| eval: false\nimport os\nraise RuntimeError('an eval: false cell ran')",
-                    [_stream("saved eval-false output\n")]),
-              _cell("code", "#| echo: false\nprint('only the output')", [_stream("only the output\n")]),
-              _cell("code", "#| include: false\nx = 1"),
-          ]}
-    src, dst = tmp_path / "nbs" / "11_sample.ipynb", tmp_path / "proc" / "11_sample.ipynb"
-    src.parent.mkdir()
-    src.write_text(json.dumps(nb), encoding="utf-8")
-    build_docs.process_notebook(str(src), str(dst), quiet=True)  # raises if a slow / eval: false cell ran
-    out = nbformat.read(dst, as_version=4)
-    fm, has_widgets = build_docs.prepare_for_html(out)
-    assert fm["title"] == "Sample page" and fm["description"] == "One line of description." and not has_widgets
-    sources = [c.source for c in out.cells]
-    assert sources[0].startswith("# Sample page") and not any("#|" in s for s in sources)
-    assert not any("show_doc\n" in s or s.startswith("from nbdev") for s in sources), "hidden cell shown"
-    assert not any("x = 1" in s for s in sources), "include: false cell shown"
-    texts = ["".join(o.get("text", "")) for c in out.cells if c.cell_type == "code" for o in c.outputs]
-    assert "saved slow output\n" in texts and "saved eval-false output\n" in texts
-    doc = next(c for c in out.cells if "showdoc" in c.metadata.get("tags", []))
-    md = doc.outputs[0]["data"]["text/markdown"]
-    assert "### public_fn" in md and "public_fn(" in md and "remove_input" in doc.metadata["tags"]
-    echo = next(c for c in out.cells if c.source.startswith("print('only the output')"))
-    assert "remove_input" in echo.metadata["tags"]
-    html = ('<a href="02_callbacks.ipynb#x">a</a><a href="https://forge-nb.github.io/forge_nb/config.html#get_profile">b</a>'
-            '<a href="notes.qmd">c</a><a href="https://example.org/x.ipynb">d</a><a href="#Section">e</a>')
-    fixed = build_docs.fix_links(html, "sample.html", {"02_callbacks": "callbacks.html"}, "https://forge-nb.github.io/forge_nb/")
-    assert re.findall(r'href="([^"]*)"', fixed) == ["callbacks.html#x", "config.html#get_profile", "notes.html",
-                                                   "https://example.org/x.ipynb", "#Section"]

@@ -151,7 +151,8 @@ def test_tensorboard_logs_the_loss_history(trained):
     "report_to='tensorboard': event files in OUTPUT_DIR/runs with the same train/loss as run.json."
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     *_, out = trained
-    events = EventAccumulator(str(out / "runs")).Reload()
+    (logdir,) = (out / "runs").iterdir()  # one folder per run
+    events = EventAccumulator(str(logdir)).Reload()
     assert "train/loss" in events.Tags()["scalars"]
     run = json.loads((out / "run.json").read_text())
     logged = [(e.step, round(e.value, 4)) for e in events.Scalars("train/loss")]
