@@ -68,6 +68,15 @@ def _add_settings(p: Any,  # a parser or an argument group
         p.add_argument(*flags, dest=name, **_flag_kwargs(s, s.default if defaults else argparse.SUPPRESS))
 
 # %% ../nbs/api/13_cli.ipynb #801b5ca2
+def _add_short_forms(p: argparse.ArgumentParser, all_tokens: bool, default: Any = None) -> None:
+    "`--strict` (`--on-bad-rows strict`) and, with `all_tokens`, `--all-tokens` (`--no-assistant-only-loss`)."
+    kw = {} if default is None else {"default": default}  # None: the setting's own flag gives the default
+    p.add_argument("--strict", dest="on_bad_rows", action="store_const", const="strict",
+                   help="stop at the first bad row: --on-bad-rows strict", **kw)
+    if all_tokens:
+        p.add_argument("--all-tokens", dest="assistant_only_loss", action="store_const", const=False,
+                       help="loss on the whole text: --no-assistant-only-loss", **kw)
+
 def _add_train_shortcuts(t: argparse.ArgumentParser) -> None:
     "The options of `forge-nb train` that are not settings: the config file, the state folder, resuming, short forms."
     t.add_argument("--config", type=Path, metavar="FILE",
@@ -76,10 +85,7 @@ def _add_train_shortcuts(t: argparse.ArgumentParser) -> None:
                    help="pipeline state folder; the output goes to STATE_DIR/adapters unless set")
     t.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in OUTPUT_DIR/checkpoints")
-    t.add_argument("--strict", dest="on_bad_rows", action="store_const", const="strict", default=argparse.SUPPRESS,
-                   help="stop at the first bad row: --on-bad-rows strict")
-    t.add_argument("--all-tokens", dest="assistant_only_loss", action="store_const", const=False,
-                   default=argparse.SUPPRESS, help="loss on the whole text: --no-assistant-only-loss")
+    _add_short_forms(t, all_tokens=True, default=argparse.SUPPRESS)
 
 # %% ../nbs/api/13_cli.ipynb #fdf22005
 def _add_train_parser(sub: Any) -> None:
@@ -108,9 +114,7 @@ def _add_check_data_parser(sub: Any) -> None:
     c = sub.add_parser("check-data", help="validate a JSONL file and print a data report (tokenizer only, no weights)")
     c.add_argument("data", type=Path, help="JSONL file of conversations")
     _add_settings(c, _DATA_SETTINGS, defaults=True)
-    c.add_argument("--strict", dest="on_bad_rows", action="store_const", const="strict", help="--on-bad-rows strict")
-    c.add_argument("--all-tokens", dest="assistant_only_loss", action="store_const", const=False,
-                   help="--no-assistant-only-loss")
+    _add_short_forms(c, all_tokens=True)
     c.add_argument("--example", type=int, default=None, metavar="LINE",
                    help="show this line as trained (default: the first kept row with a tool call; 0: none)")
     c.add_argument("--json", action="store_true", help="print the report as JSON instead")
@@ -138,7 +142,7 @@ def _add_eval_parser(sub: Any) -> None:
     budget = settings()["eval_max_new_tokens"]
     e.add_argument("--max-new-tokens", dest="max_new_tokens", **_flag_kwargs(budget, budget.default))
     _add_settings(e, ["max_seq_length", "on_bad_rows"], defaults=True)
-    e.add_argument("--strict", dest="on_bad_rows", action="store_const", const="strict", help="--on-bad-rows strict")
+    _add_short_forms(e, all_tokens=False)
     e.add_argument("--batch-size", type=int, default=8, help="prompts generated at once")
     e.add_argument("--show-failures", type=int, default=3, metavar="K",
                    help="failures printed (all are in the JSON report)")

@@ -245,13 +245,6 @@ def _check_eval(c: TrainingConfig) -> None:
     if not _is_count(c.loss_check_rows, 0):
         _fail("TrainingConfig", "loss_check_rows", c.loss_check_rows, "must be an integer ≥ 0 (0 = off)")
 
-# %% ../nbs/api/01_config.ipynb #29c9eb6d
-def _check_switches(c: TrainingConfig) -> None:
-    "The switches of config `c` are `bool`s."
-    for name in ("load_in_4bit", "assistant_only_loss", "eval_after"):
-        v = getattr(c, name)
-        if not isinstance(v, bool): _fail("TrainingConfig", name, v, "must be True or False")
-
 # %% ../nbs/api/01_config.ipynb #f520d27a
 _SFT_NAMES = {"max_length": "max_seq_length"}  # SFTConfig's names of config fields that it spells differently
 
@@ -277,6 +270,16 @@ def _has_kind(v: Any, kinds: tuple[type, ...]) -> bool:
     if isinstance(v, bool): return bool in kinds
     return isinstance(v, kinds) or (float in kinds and isinstance(v, int))
 
+# %% ../nbs/api/01_config.ipynb #70925621
+def _check_types(c: TrainingConfig) -> None:
+    "Every field of config `c` holds a value of its declared type (a path may be a string), or `None` where allowed."
+    for f in fields(c):
+        hint, v = _hints(TrainingConfig)[f.name], getattr(c, f.name)
+        kinds = _kinds(hint) + ((str,) if Path in _kinds(hint) else ())
+        if v is None and type(None) in get_args(hint): continue
+        if not _has_kind(v, kinds):
+            _fail("TrainingConfig", f.name, v, f"must be {' or '.join(k.__name__ for k in kinds)}")
+
 # %% ../nbs/api/01_config.ipynb #f60a4257
 def _overrides(c: TrainingConfig) -> dict[str, Any]:
     "The profile settings that config `c` sets, name → value."
@@ -290,23 +293,10 @@ def _run_profile(c: TrainingConfig) -> TrainingProfile:
     return replace(p, **o) if o else p
 
 def _check_overrides(c: TrainingConfig) -> None:
-    "The overrides of config `c` have the profile's types and make a valid profile."
-    for name, v in _overrides(c).items():
-        kinds = _kinds(_hints(TrainingProfile)[name])
-        if not _has_kind(v, kinds):
-            _fail("TrainingConfig", name, v, f"must be {' or '.join(k.__name__ for k in kinds)} (None: the profile's)")
+    "The overrides of config `c` make a valid profile (their types are checked by `_check_types`)."
     try: _run_profile(c)
     except ValueError as e:  # the profile's message, naming the config's field
         raise ValueError(str(e).replace(f"TrainingProfile({c.profile!r})", "TrainingConfig", 1)) from None
-
-def _check_types(c: TrainingConfig) -> None:
-    "Every field of config `c` holds a value of its declared type (a path may be a string), or `None` where allowed."
-    for f in fields(c):
-        hint, v = _hints(TrainingConfig)[f.name], getattr(c, f.name)
-        kinds = _kinds(hint) + ((str,) if Path in _kinds(hint) else ())
-        if v is None and type(None) in get_args(hint): continue
-        if not _has_kind(v, kinds):
-            _fail("TrainingConfig", f.name, v, f"must be {' or '.join(k.__name__ for k in kinds)}")
 
 # %% ../nbs/api/01_config.ipynb #ddcd6a74
 @dataclass
@@ -350,7 +340,7 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         for check in (_check_types, _check_names, _check_paths, _check_sizes, _check_choices, _check_seed, _check_eval,
-                      _check_switches, _check_extra, _check_overrides):
+                      _check_extra, _check_overrides):
             check(self)
 
 # %% ../nbs/api/01_config.ipynb #461665ed
@@ -413,10 +403,8 @@ def _numbers(v: Any) -> Any:
 
 def _coerce(s: Setting, v: Any) -> Any:
     "Value `v` for setting `s`: a number written as text becomes the number; anything else is left to the checks."
-    if s.name == "extra": return _numbers(v)  # SFTConfig arguments: YAML reads `1e-8` as text
-    if not isinstance(v, str) or str in s.kinds or not {int, float} & set(s.kinds): return v
-    try: return int(v) if v.strip().lstrip("+-").isdigit() else float(v)  # an int is a fine float
-    except ValueError: return v
+    numeric = bool({int, float} & set(s.kinds)) and str not in s.kinds
+    return _numbers(v) if numeric or s.name == "extra" else v  # extra: SFTConfig arguments, YAML reads `1e-8` as text
 
 # %% ../nbs/api/01_config.ipynb #0439ead7
 @patch(cls_method=True)
