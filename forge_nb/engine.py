@@ -131,7 +131,6 @@ class TrainingEngine:
         self.progress_widget: Any = None  # the live widget of the last `train()` call, if any
         self.adapter_dir: Path | None = None  # set once `train()` has saved the adapter (before the checks after it)
         _check_sft_keys(config.extra)  # refused before anything is loaded
-        _check_tracker(config.report_to)
 
 # %% ../nbs/api/12_engine.ipynb #814b3c16
 @patch(as_prop=True)
@@ -407,6 +406,7 @@ def train(self: TrainingEngine,
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     cuda, c, out = cuda_available(), self.config, Path(self.config.output_dir)
     _check_trl_can_train(cuda)
+    _check_tracker(c.report_to)
     write_text_atomic(out / "config.yaml", c.to_yaml())  # what repeats the run, saved before it can fail
     extra = self._progress_display(progress_callback, callbacks, widget)
     quiet = progress_callback is not None or self.progress_widget is not None  # ours on screen: the libraries' off
