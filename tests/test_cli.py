@@ -1,4 +1,4 @@
-"""Edge cases of `forge_nb.cli` (the story and the main examples are in nbs/api/13_cli.ipynb; real training runs
+"""Edge cases of `forge_nb.cli` (the story and the main examples are in nbs/api/14_cli.ipynb; real training runs
 of `forge-nb train` are in tests/integration/test_cli_training.py)."""
 from __future__ import annotations
 
