@@ -5,8 +5,11 @@
 # %% ../nbs/api/03_rows.ipynb #ddfe2958
 from __future__ import annotations
 
+import errno
+import gzip
 import json
 import random
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -289,25 +292,42 @@ def describe(self: DataReport, max_items: int = 10,  # dropped and truncated row
                       *_tool_lines(self.tool_stats, self.rows_kept, max_tools)])
 
 # %% ../nbs/api/03_rows.ipynb #f0b78154
-def iter_lines(path: str | Path,  # a text file
+def iter_lines(path: str | Path,  # a text file, or a gzip-compressed one (found by its magic bytes, any suffix)
               ) -> Iterator[tuple[int, bytes]]:  # `(line number, raw bytes)`, 1-based, without the line break
-    "The lines of `path` as raw bytes, with their numbers; `\\r\\n` line breaks are handled."
-    with open(path, "rb") as f:
-        for i, raw in enumerate(f, 1): yield i, raw.rstrip(b"\r\n")
+    """The lines of `path` as raw bytes, with their numbers; `\\r\\n` line breaks are handled and gzip is read
+    transparently (line numbers count decompressed lines). Raises `DataError` for a damaged gzip stream."""
+    with open(path, "rb") as raw_f:
+        f = gzip.GzipFile(fileobj=raw_f) if raw_f.read(2) == b"\x1f\x8b" else raw_f
+        raw_f.seek(0)
+        i = 0
+        try:
+            for i, raw in enumerate(f, 1): yield i, raw.rstrip(b"\r\n")
+        except (OSError, EOFError) as e:
+            raise DataError(path, i + 1, "", f"damaged gzip data ({e})", "bad_gzip") from None
 
 # %% ../nbs/api/03_rows.ipynb #74682883
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
 def decode_line(raw: bytes,  # one line, without its line break
                 path: str | Path,  # the file, for errors
                 line: int,  # its 1-based number
                ) -> Any:  # the line's JSON value
-    "One line's JSON value (a UTF-8 byte-order mark on line 1 is dropped). Raises `DataError` for bad UTF-8 or JSON."
+    """One line's JSON value (a UTF-8 byte-order mark on line 1 is dropped). Raises `DataError` for bad UTF-8 or
+    JSON, `NaN`/`Infinity` literals, lone surrogate escapes (`"\\ud800"`) and nesting too deep to read."""
     if line == 1 and raw.startswith(b"\xef\xbb\xbf"): raw = raw[3:]  # a UTF-8 byte-order mark (Windows editors)
     try: text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(path, line, "", f"invalid UTF-8 byte at position {e.start}", "bad_utf8") from None
-    try: return json.loads(text)
+    try: obj = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise DataError(path, line, "", f"not JSON ({e.msg} at column {e.colno})", "not_json") from None
+    except ValueError as e: raise DataError(path, line, "", f"not JSON ({e})", "not_json") from None
+    except RecursionError: raise DataError(path, line, "", "not usable JSON (nested too deeply)", "not_json") from None
+    try: json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError: raise DataError(path, line, "", "lone surrogate escape (not valid Unicode)", "bad_utf8") from None
+    except RecursionError: raise DataError(path, line, "", "not usable JSON (nested too deeply)", "not_json") from None
+    return obj
 
 # %% ../nbs/api/03_rows.ipynb #f0441476
 def parse_line(raw: bytes,  # one line, without its line break
@@ -351,6 +371,17 @@ def _no_usable_rows(path: Path, report: DataReport, what: str) -> DataError:
     why = "the file is empty" if not report.rows_read else f"all {report.rows_read} rows are invalid, e.g. {first}"
     return DataError(path, 0, "", f"no usable {what}: {why}", "empty")
 
+# %% ../nbs/api/03_rows.ipynb #77d942c2
+def _check_data_file(path: Path) -> None:
+    "Raise `FileNotFoundError` for a missing `path` and `DataError` for one that is not a regular file (never opened)."
+    try: st = path.stat()
+    except OSError as e:
+        if e.errno == errno.ELOOP: raise DataError(path, 0, "", "symlink loop, not a data file", "not_a_file") from None
+        raise FileNotFoundError(f"{path}: no such data file") from None
+    if stat.S_ISDIR(st.st_mode): raise DataError(path, 0, "", "a directory, not a data file", "not_a_file")
+    if stat.S_ISFIFO(st.st_mode): raise DataError(path, 0, "", "a FIFO (named pipe), not a data file", "not_a_file")
+    if not stat.S_ISREG(st.st_mode): raise DataError(path, 0, "", "not a regular file", "not_a_file")
+
 # %% ../nbs/api/03_rows.ipynb #8f327252
 def read_jsonl(path: str | Path,  # JSONL file, one conversation per line
                mode: str = "skip",  # "skip": drop a bad row and report it; "strict": raise at the first
@@ -359,11 +390,12 @@ def read_jsonl(path: str | Path,  # JSONL file, one conversation per line
               ) -> tuple[list[dict], DataReport]:  # the valid rows (each with `_line`) and the report
     """Read and validate a JSONL file (one line may give several rows with another `parse`).
 
-    Raises `ValueError` for an unknown `mode`, `FileNotFoundError`, and `DataError` when no usable row remains or, in
+    Raises `ValueError` for an unknown `mode`, `FileNotFoundError`, and `DataError` for a directory, FIFO or symlink loop,
+    when no usable row remains or, in
     strict mode, at the first bad row."""
     if mode not in ("skip", "strict"): raise ValueError(f"mode={mode!r}: must be 'skip' or 'strict'")
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{path}: no such data file")
+    _check_data_file(path)
     report = DataReport(str(path))
     rows = _read_lines(path, mode, parse or _parse_conversation, report)
     if not rows: raise _no_usable_rows(path, report, what)

@@ -358,3 +358,76 @@ def test_write_rows_round_trip(tmp_path: Path) -> None:
     back, _ = read_jsonl(path)
     assert [r["messages"] for r in back] == [r["messages"] for r in ho]
     assert [json.loads(line)["source_line"] for line in path.read_text().splitlines()] == [r["_line"] for r in ho]
+
+
+# --- bad-input corpus (issue 12, part 6): every bad kind gives one line naming the file (and line), exit code 2 ---
+_GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+_GOOD_LINE = __import__("json").dumps(_GOOD)
+
+
+def _write_corpus(d):
+    import gzip as _gz
+    import os as _os
+    g = _GOOD_LINE
+    kinds = {  # name -> (writer, expected exit code, expected line number or None)
+        "utf16_bom": (lambda p: p.write_bytes((g + "\n").encode("utf-16")), 2, 1),
+        "latin1": (lambda p: p.write_bytes(g.replace("hi", "h\u00e9").encode("latin-1") + b"\n"), 2, 1),
+        "deep_nesting": (lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"), 2, 1),
+        "lone_surrogate": (lambda p: p.write_text(g.replace('"hi"', '"\\ud800"') + "\n"), 2, 1),
+        "nan_literal": (lambda p: p.write_text(g + "\n" + g.replace('"hi"', "NaN") + "\n"), 2, 2),
+        "infinity_literal": (lambda p: p.write_text(g.replace('"hi"', "-Infinity") + "\n"), 2, 1),
+        "top_level_array": (lambda p: p.write_text("[" + g + "]\n"), 2, 1),
+        "wrong_types": (lambda p: p.write_text('{"messages": 3}\n'), 2, 1),
+        "nul_bytes": (lambda p: p.write_bytes(b"\x00" * 10 + b"\n"), 2, 1),
+        "empty": (lambda p: p.write_text(""), 2, None),
+        "blank_lines": (lambda p: p.write_text("\n  \n\n"), 2, None),
+        "truncated_last": (lambda p: p.write_text(g[:-5]), 2, 1),
+        "directory": (lambda p: p.mkdir(), 2, None),
+        "fifo": (lambda p: _os.mkfifo(p), 2, None),
+        "symlink_loop": (lambda p: _os.symlink(p, p), 2, None),
+        "gzip_bad_rows": (lambda p: p.write_bytes(_gz.compress(("\n" + "{bad\n").encode())), 2, None),
+        "utf8_bom": (lambda p: p.write_bytes(b"\xef\xbb\xbf" + (g + "\n").encode()), 0, None),
+        "crlf": (lambda p: p.write_bytes((g + "\r\n" + g + "\r\n").encode()), 0, None),
+        "gzip": (lambda p: p.write_bytes(_gz.compress((g + "\n").encode())), 0, None),
+        "long_line": (lambda p: p.write_text(g.replace("hello", "x" * 2_000_000) + "\n"), 0, None),
+    }
+    out = {}
+    for name, (write, code, line) in kinds.items():
+        p = d / f"{name}.jsonl"
+        write(p)
+        out[name] = (p, code, line)
+    return out
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return _write_corpus(tmp_path)
+
+
+_KINDS = ["utf16_bom", "latin1", "deep_nesting", "lone_surrogate", "nan_literal", "infinity_literal",
+          "top_level_array", "wrong_types", "nul_bytes", "empty", "blank_lines", "truncated_last", "directory",
+          "fifo", "symlink_loop", "gzip_bad_rows", "utf8_bom", "crlf", "gzip"]
+
+
+@pytest.mark.timeout(60) if hasattr(pytest.mark, "timeout") else (lambda f: f)
+@pytest.mark.parametrize("kind", _KINDS)
+def test_bad_input_corpus(corpus, kind, capsys):
+    from forge_nb.cli import main
+    from forge_nb.rows import DataError, read_jsonl
+    path, code, line = corpus[kind]
+    if code == 0:
+        rows, _ = read_jsonl(path, mode="strict")
+        assert rows
+    else:
+        with pytest.raises((DataError, FileNotFoundError)) as ei:
+            read_jsonl(path, mode="strict")
+        assert path.name in str(ei.value)
+        if line is not None: assert isinstance(ei.value, DataError) and ei.value.line == line
+    capsys.readouterr()
+    rc = main(["check-data", str(path)])
+    out = capsys.readouterr()
+    assert rc == code, (out.out, out.err)
+    if code == 2:
+        err = out.err.strip().splitlines()
+        assert len(err) == 1 and path.name in err[0] and "Traceback" not in out.err, out.err
+        if line is not None: assert f"{path.name}:{line}" in err[0] or f"line {line}:" in err[0], err[0]
