@@ -325,7 +325,8 @@ def decode_line(raw: bytes,  # one line, without its line break
     except ValueError as e: raise DataError(path, line, "", f"not JSON ({e})", "not_json") from None
     except RecursionError: raise DataError(path, line, "", "not usable JSON (nested too deeply)", "not_json") from None
     try: json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError: raise DataError(path, line, "", "lone surrogate escape (not valid Unicode)", "bad_utf8") from None
+    except UnicodeEncodeError:
+        raise DataError(path, line, "", "lone surrogate escape (not valid Unicode)", "bad_utf8") from None
     except RecursionError: raise DataError(path, line, "", "not usable JSON (nested too deeply)", "not_json") from None
     return obj
 
@@ -390,7 +391,8 @@ def read_jsonl(path: str | Path,  # JSONL file, one conversation per line
               ) -> tuple[list[dict], DataReport]:  # the valid rows (each with `_line`) and the report
     """Read and validate a JSONL file (one line may give several rows with another `parse`).
 
-    Raises `ValueError` for an unknown `mode`, `FileNotFoundError`, and `DataError` for a directory, FIFO or symlink loop,
+    Raises `ValueError` for an unknown `mode`, `FileNotFoundError`, and `DataError` for a directory, FIFO
+    or symlink loop,
     when no usable row remains or, in
     strict mode, at the first bad row."""
     if mode not in ("skip", "strict"): raise ValueError(f"mode={mode!r}: must be 'skip' or 'strict'")
